@@ -1,0 +1,44 @@
+# One-command set-up, run and test. Every target installs what it needs into .venv first.
+VENV   ?= .venv
+PYTHON ?= python3
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: install run test lint format bench-quality bench-speed clean
+
+install: $(STAMP)
+
+# torch==2.13.0 first: it is the CPU build on disk; a bare `torch` would pull the CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: install
+	$(BIN)/articlebot build
+	$(BIN)/articlebot run --chat-without-token
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint
+	$(BIN)/python -m pytest
+
+bench-quality: install
+	$(BIN)/python benchmarks/quality.py
+
+bench-speed: install
+	$(BIN)/python benchmarks/speed.py
+
+clean:
+	rm -rf $(VENV) data/index .pytest_cache .ruff_cache

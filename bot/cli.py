@@ -1,0 +1,174 @@
+"""The `articlebot` command: build the index, ask from the terminal, chat, or run the Discord bot."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import textwrap
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TextIO
+
+from bot.engine import Answer, Engine, InvalidQuestion, index_config
+from bot.settings import Settings, SettingsError, load_settings
+from index.build import build
+from index.documents import CorpusError
+from index.embedder import Embedder, ModelError
+from index.folder import BuildInProgress
+from index.store import StoreError
+
+EXPECTED_ERRORS = (SettingsError, CorpusError, StoreError, ModelError, BuildInProgress)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        _configure_logging(settings, verbose=args.verbose or args.command == "run")
+        return args.handler(args, settings)
+    except EXPECTED_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="articlebot", description="Answers questions about an article, with citations."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress (LOG_LEVEL) to standard error")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    build_cmd = commands.add_parser("build", help="(re)build the index from the corpus")
+    build_cmd.add_argument("--force", action="store_true", help="rebuild even if the corpus has not changed")
+    build_cmd.set_defaults(handler=_build)
+
+    ask = commands.add_parser("ask", help="answer one question, or one per line with --batch")
+    ask.add_argument("question", nargs="?", help="the question (omit with --batch)")
+    ask.add_argument("--json", action="store_true", help="print JSON (JSON Lines with --batch)")
+    ask.add_argument("--batch", metavar="FILE", help="read one question per line from FILE, or - for standard input")
+    ask.set_defaults(handler=_ask)
+
+    chat = commands.add_parser("chat", help="ask several questions at an interactive prompt")
+    chat.set_defaults(handler=_chat)
+
+    run = commands.add_parser("run", help="run the Discord bot (needs DISCORD_TOKEN)")
+    run.add_argument(
+        "--chat-without-token",
+        action="store_true",
+        help="start the terminal chat instead when no token is set",
+    )
+    run.set_defaults(handler=_run)
+    return parser
+
+
+def _build(args: argparse.Namespace, settings: Settings) -> int:
+    config = index_config(settings)
+    report = build(config, Embedder(settings.embedding_model), force=args.force)
+    state = "up to date" if report.unchanged else "built"
+    print(
+        f"Index {state}: {report.documents} documents, {report.passages} passages, {report.sentences} sentences "
+        f"in {report.seconds:.1f} s ({config.index_dir})"
+    )
+    return 0
+
+
+def _ask(args: argparse.Namespace, settings: Settings) -> int:
+    if (args.question is None) == (args.batch is None):
+        print("error: give either a question or --batch FILE", file=sys.stderr)
+        return 2
+    engine = Engine(settings)
+    if args.batch is not None:
+        with _open_input(args.batch) as lines:
+            for line in lines:
+                print(json.dumps(_ask_json(engine, line.rstrip("\n")), ensure_ascii=False), flush=True)
+        return 0
+    try:
+        answer = engine.ask(args.question)
+    except InvalidQuestion as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(json.dumps(answer_json(answer), ensure_ascii=False, indent=2) if args.json else format_answer(answer))
+    return 0
+
+
+def _chat(args: argparse.Namespace, settings: Settings) -> int:
+    engine = Engine(settings)
+    print("Ask about the article (Ctrl-D or 'quit' to leave).")
+    for question in _prompt_lines():
+        if question.strip().lower() in {"quit", "exit"}:
+            break
+        try:
+            print(format_answer(engine.ask(question)) + "\n")
+        except InvalidQuestion as exc:
+            print(f"{exc}\n")
+    return 0
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.discord_token is None:
+        if args.chat_without_token:
+            print("DISCORD_TOKEN is not set: starting the terminal chat instead of the Discord bot.")
+            return _chat(args, settings)
+        print(
+            "error: DISCORD_TOKEN is not set: put your bot token in .env (see .env.example) or the environment",
+            file=sys.stderr,
+        )
+        return 1
+    from bot.discord_bot import run_bot  # discord.py is imported only when the bot runs
+
+    return run_bot(settings)
+
+
+def answer_json(answer: Answer) -> dict:
+    """The `--json` shape: question, answer, abstained, citations, see_also, confidence, timings_ms."""
+    data = answer.to_json()
+    return {"question": data.pop("question"), "answer": data.pop("text"), **data}
+
+
+def _ask_json(engine: Engine, question: str) -> dict:
+    try:
+        return answer_json(engine.ask(question))
+    except InvalidQuestion as exc:
+        return {"question": question, "error": str(exc)}
+
+
+def format_answer(answer: Answer, width: int = 100) -> str:
+    """An answer as readable terminal text: the reply, then its numbered sources (or the closest passages)."""
+    lines = [textwrap.fill(answer.text, width)]
+    sources = answer.see_also if answer.abstained else answer.citations
+    if sources:
+        lines += ["", "See also:" if answer.abstained else "Sources:"]
+    for c in sources:
+        origin = f" — {c.source}" if c.source else ""
+        lines.append(f"[{c.n}] {c.title}, ¶{c.paragraph}{origin}" + (f" <{c.url}>" if c.url else ""))
+        lines.append(textwrap.fill(f"“{c.text}”", width, initial_indent="    ", subsequent_indent="    "))
+    return "\n".join(lines)
+
+
+def _open_input(name: str) -> TextIO:
+    return sys.stdin if name == "-" else Path(name).open(encoding="utf-8")
+
+
+def _prompt_lines() -> Iterable[str]:
+    while True:
+        try:
+            yield input("? ")
+        except EOFError:
+            print()
+            return
+
+
+def _configure_logging(settings: Settings, verbose: bool) -> None:
+    """LOG_LEVEL when verbose (and for the bot); otherwise only warnings, so answers stay readable."""
+    level = logging.getLevelNamesMapping()[settings.log_level]
+    level = level if verbose else max(logging.WARNING, level)
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("bm25s").setLevel(max(logging.WARNING, level))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

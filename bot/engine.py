@@ -1,0 +1,135 @@
+"""The one object every front end holds: it owns the loaded model and index and answers `ask`, `rebuild` and
+`sources`.
+
+A rebuild builds a new store while questions go on being answered from the old one; the new store then replaces
+the old by a single attribute assignment, so a question sees one index or the other, never a mix.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from bot.answer import Answer, ExtractiveAnswerer
+from bot.settings import Settings
+from index import vectors
+from index.build import BuildReport, IndexConfig, build, is_up_to_date
+from index.documents import corpus_fingerprint
+from index.embedder import Embedder
+from index.folder import BuildInProgress, IndexFolder
+from index.lexical import tokenize
+from index.passages import Chunking
+from index.retrieval import Fusion, search
+from index.store import DocumentInfo, Store
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Answer", "BuildInProgress", "BuildReport", "Engine", "InvalidQuestion", "Sources"]
+
+USAGE = 'Ask a question about the article, for example: "Who heads WeGO\'s secretariat?"'
+
+
+class InvalidQuestion(ValueError):
+    """The question cannot be asked as it is; the message tells the user what to do."""
+
+
+@dataclass(frozen=True)
+class Sources:
+    """What the bot knows: the indexed documents and when and how the index was built."""
+
+    documents: list[DocumentInfo]
+    built_at: str
+    model: str
+    passages: int
+
+
+class Engine:
+    """Questions in, cited answers out; rebuilds swap in a new index without interrupting answers."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self.config = index_config(settings)
+        self.embedder = (embedder or Embedder(settings.embedding_model)).load()
+        self.fusion = Fusion()
+        self.answerer = ExtractiveAnswerer(min_confidence=settings.min_confidence, see_also=settings.top_k)
+        self._rebuilding = threading.Lock()
+        self._store = self._open_store()
+
+    def ask(self, question: str) -> Answer:
+        """A cited answer, or an abstention; InvalidQuestion for an empty or over-long question."""
+        question = " ".join(question.split())
+        if not question:
+            raise InvalidQuestion(USAGE)
+        if len(question) > self.settings.max_question_chars:
+            raise InvalidQuestion(
+                f"That question is {len(question)} characters long; please keep it under "
+                f"{self.settings.max_question_chars}."
+            )
+        store = self._store
+        started = time.perf_counter()
+        query_vector = self.embedder.encode_query(question)
+        embedded = time.perf_counter()
+        retrieval = search(store, query_vector, tokenize(question), self.fusion)
+        searched = time.perf_counter()
+        answer = self.answerer.answer(question, retrieval, store)
+        done = time.perf_counter()
+        timings = {"embed": embedded - started, "search": searched - embedded, "answer": done - searched}
+        return replace(answer, timings_ms={k: round(v * 1000, 2) for k, v in timings.items()})
+
+    def rebuild(self, force: bool = False) -> BuildReport:
+        """Re-read the corpus and swap in a new index; BuildInProgress if a rebuild is already running. On any
+        error the current index stays in service."""
+        if not self._rebuilding.acquire(blocking=False):
+            raise BuildInProgress("a rebuild is already running; wait for it to finish")
+        try:
+            report = build(self.config, self.embedder, force=force)
+            self._store = self._load()  # also picks up a build made by another process
+            return report
+        finally:
+            self._rebuilding.release()
+
+    @property
+    def rebuilding(self) -> bool:
+        return self._rebuilding.locked()
+
+    def sources(self) -> Sources:
+        store = self._store
+        return Sources(
+            documents=list(store.documents.values()),
+            built_at=store.manifest["built_at"],
+            model=store.manifest["model"],
+            passages=len(store.passages),
+        )
+
+    def _open_store(self) -> Store:
+        """Load the live index, building it first when there is none yet."""
+        folder = IndexFolder(self.config.index_dir)
+        live = folder.current()
+        if live is None:
+            log.info("no index in %s yet: building it", self.config.index_dir)
+            build(self.config, self.embedder)
+        elif not is_up_to_date(live, self.config, self.embedder.name, corpus_fingerprint(self.config.corpus_dir)):
+            log.warning("the corpus or index settings changed since the last build: run `articlebot build`")
+        return self._load()
+
+    def _load(self) -> Store:
+        live = IndexFolder(self.config.index_dir).current()
+        assert live is not None, "a build has just published the index"
+        store = Store.load(live, self.embedder.name)
+        vectors.tune(store.vectors, self.settings.nprobe, self.settings.ef_search)
+        log.info("index loaded from %s: %d passages", live, len(store.passages))
+        return store
+
+
+def index_config(settings: Settings) -> IndexConfig:
+    """The build-relevant part of the settings."""
+    return IndexConfig(
+        corpus_dir=Path(settings.corpus_dir),
+        index_dir=Path(settings.index_dir),
+        chunking=Chunking(settings.chunk_max_chars, settings.chunk_overlap),
+        index_type=settings.index_type,
+        approx_threshold=settings.approx_index_threshold,
+    )

@@ -1,0 +1,79 @@
+"""All configuration, read once from the environment and `.env`, validated with clear messages.
+
+Every variable is documented in `.env.example` and in the README's table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+BUNDLED_CORPUS = Path(__file__).parent / "corpus"
+
+IdList = Annotated[list[int], NoDecode]
+
+
+class SettingsError(Exception):
+    """A configuration value is invalid; the message names the variable and the problem."""
+
+
+class Settings(BaseSettings):
+    """The bot's settings; field names are the environment variables, upper-cased."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # The corpus and its index.
+    corpus_dir: Path = BUNDLED_CORPUS
+    index_dir: Path = Path("data/index")
+    embedding_model: str = "all-MiniLM-L6-v2"
+    chunk_max_chars: int = Field(1000, ge=50)
+    chunk_overlap: int = Field(1, ge=0)
+    index_type: str = "auto"
+    approx_index_threshold: int = Field(200_000, ge=1)
+    nprobe: int = Field(32, ge=1)
+    ef_search: int = Field(64, ge=1)
+
+    # Answering.
+    top_k: int = Field(3, ge=1, le=10)
+    min_confidence: float = 0.6
+    max_question_chars: int = Field(500, ge=10)
+
+    # Discord.
+    discord_token: SecretStr | None = None
+    discord_guild_id: int | None = None
+    admin_user_ids: IdList = []
+    admin_role_ids: IdList = []
+    ask_channel_ids: IdList = []
+    allow_dms: bool = True
+    cooldown_seconds: float = Field(3.0, ge=0)
+    shard_count: int | None = Field(None, ge=1)
+
+    log_level: str = "INFO"
+
+    @field_validator("admin_user_ids", "admin_role_ids", "ask_channel_ids", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        """Accept "123, 456" as well as a list."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment and `.env` (overrides win); SettingsError lists every bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        raise SettingsError(f"invalid configuration: {problems}") from None

@@ -1,0 +1,187 @@
+"""A corpus folder → documents: metadata plus cleaned, numbered paragraphs that point into the file's text.
+
+A document is a `.txt` or `.md` file; paragraphs are separated by blank lines. An optional YAML front-matter
+block between `---` lines gives title/source/url/date. Cleaning keeps offsets into the text as read, so every
+quote can be traced back to the exact characters of the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+SUFFIXES = (".txt", ".md", ".markdown")
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)---[ \t]*\n", re.DOTALL)
+_COPYRIGHT = re.compile(r"^\s*(?:copyright\b|©|\(c\)\s)", re.IGNORECASE)
+_COPYRIGHT_OWNER = re.compile(
+    r"^\s*(?:copyright\b)?\s*(?:©|\(c\))?\s*(?:\d{4}(?:\s*[-–]\s*\d{4})?,?\s*)?(?:by\s+)?(?P<owner>[^.;|]+)",
+    re.IGNORECASE,
+)
+_HEADING = re.compile(r"^#{1,6}\s+")
+
+
+class CorpusError(Exception):
+    """The corpus cannot be read; the message names the file and what is wrong with it."""
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    """A kept paragraph: its 1-based number in reading order and its span in the document's text."""
+
+    number: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Document:
+    """One corpus file: metadata, its text as read, and the paragraphs kept after cleaning."""
+
+    id: str
+    title: str
+    source: str | None
+    url: str | None
+    date: str | None
+    text: str
+    paragraphs: tuple[Paragraph, ...]
+
+    def paragraph_text(self, paragraph: Paragraph) -> str:
+        return self.text[paragraph.start : paragraph.end]
+
+
+def corpus_files(corpus_dir: Path) -> list[Path]:
+    """The document files of a corpus, in a stable order; a clear error when there are none."""
+    if not corpus_dir.is_dir():
+        raise CorpusError(f"corpus folder {corpus_dir} does not exist: set CORPUS_DIR to a folder of .txt/.md files")
+    files = sorted(
+        p for p in corpus_dir.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file() and not _hidden(p, corpus_dir)
+    )
+    if not files:
+        raise CorpusError(f"corpus folder {corpus_dir} has no .txt or .md documents")
+    return files
+
+
+def corpus_fingerprint(corpus_dir: Path) -> str:
+    """A hash of every document's name and bytes: equal fingerprints mean nothing needs re-embedding."""
+    digest = hashlib.sha256()
+    for path in corpus_files(corpus_dir):
+        digest.update(path.relative_to(corpus_dir).as_posix().encode() + b"\0")
+        digest.update(_read_bytes(path) + b"\0")
+    return digest.hexdigest()
+
+
+def load_corpus(corpus_dir: Path) -> list[Document]:
+    """Every document of the corpus folder, parsed and cleaned."""
+    return [load_document(path, path.relative_to(corpus_dir).as_posix()) for path in corpus_files(corpus_dir)]
+
+
+def load_document(path: Path, doc_id: str) -> Document:
+    """Parse one file: front matter, paragraphs, duplicate and copyright removal."""
+    try:
+        text = _read_bytes(path).decode("utf-8-sig").replace("\r\n", "\n")
+    except UnicodeDecodeError as exc:
+        raise CorpusError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    meta, body_start = _front_matter(text, path)
+    spans = _paragraph_spans(text, body_start)
+    copyright_spans = [s for s in spans if _COPYRIGHT.match(text[s[0] : s[1]])]
+    kept = _drop_duplicates(text, [s for s in spans if s not in copyright_spans])
+    if path.suffix.lower() != ".txt":
+        kept = [s for s in kept if not _HEADING.match(text[s[0] : s[1]])]
+    if not kept:
+        raise CorpusError(f"{path}: no text paragraphs (the document is empty)")
+    paragraphs = tuple(Paragraph(n, start, end) for n, (start, end) in enumerate(kept, start=1))
+    return Document(
+        id=doc_id,
+        title=_str(meta.get("title")) or _first_line(text, body_start) or path.stem,
+        source=_str(meta.get("source")) or _copyright_owner(text, copyright_spans),
+        url=_str(meta.get("url")),
+        date=_str(meta.get("date")),
+        text=text,
+        paragraphs=paragraphs,
+    )
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise CorpusError(f"{path}: cannot be read ({exc.strerror})") from exc
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def _front_matter(text: str, path: Path) -> tuple[dict, int]:
+    """The YAML front matter as a dict, and the offset where the body starts."""
+    match = _FRONT_MATTER.match(text)
+    if not match:
+        return {}, 0
+    try:
+        meta = yaml.safe_load(match.group(1)) or {}
+    except yaml.YAMLError as exc:
+        raise CorpusError(f"{path}: front matter is not valid YAML ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise CorpusError(f"{path}: front matter must be key: value pairs (title, source, url, date)")
+    return meta, match.end()
+
+
+def _paragraph_spans(text: str, start: int) -> list[tuple[int, int]]:
+    """Blank-line separated blocks. A line repeated verbatim right after itself is dropped; what follows it
+    starts a new paragraph, so every span stays one contiguous piece of the text."""
+    spans: list[tuple[int, int]] = []
+    previous: str | None = None
+    joinable = False
+    for match in re.finditer(r"[^\n]*", text[start:]):
+        line = match.group().strip()
+        if not line:
+            previous, joinable = None, False
+        elif line == previous:
+            joinable = False
+        else:
+            line_start = start + match.start() + match.group().index(line)
+            line_end = line_start + len(line)
+            if joinable:
+                spans[-1] = (spans[-1][0], line_end)
+            else:
+                spans.append((line_start, line_end))
+            previous, joinable = line, True
+    return spans
+
+
+def _drop_duplicates(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Keep the first of paragraphs whose whitespace-normalised text is identical."""
+    seen: set[str] = set()
+    kept = []
+    for start, end in spans:
+        key = " ".join(text[start:end].split())
+        if key not in seen:
+            seen.add(key)
+            kept.append((start, end))
+    return kept
+
+
+def _copyright_owner(text: str, spans: list[tuple[int, int]]) -> str | None:
+    """The owner named by the first copyright line ("Copyright © BusinessKorea. ..." → "BusinessKorea")."""
+    for start, end in spans:
+        match = _COPYRIGHT_OWNER.match(text[start:end])
+        owner = match.group("owner").strip(" ,") if match else ""
+        owner = re.sub(r"\s*all rights reserved\s*$", "", owner, flags=re.IGNORECASE)
+        if owner:
+            return owner
+    return None
+
+
+def _first_line(text: str, start: int) -> str:
+    first = text[start:].strip().split("\n", 1)[0]
+    return _HEADING.sub("", first).strip()
+
+
+def _str(value: object) -> str | None:
+    """A front-matter value as stripped text; None when missing or blank."""
+    text = "" if value is None else str(value).strip()
+    return text or None

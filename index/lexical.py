@@ -1,0 +1,84 @@
+"""Lexical matching: one tokenizer for passages, sentences and questions, a BM25 index (bm25s) over passages,
+and per-term IDF weights for scoring how much of a question a single sentence covers."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from functools import cache
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import Stemmer
+from bm25s.stopwords import STOPWORDS_EN
+
+_WORD = re.compile(r"\w+(?:['’]\w+)*")
+_QUESTION_WORDS = {"who", "whom", "whose", "what", "which", "where", "when", "why", "how", "s"}
+_AUXILIARIES = {
+    "do",
+    "does",
+    "did",
+    "can",
+    "could",
+    "would",
+    "should",
+    "shall",
+    "may",
+    "might",
+    "must",
+    "has",
+}
+_STOPWORDS = frozenset(STOPWORDS_EN) | _QUESTION_WORDS | _AUXILIARIES
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased, stop-word-free, stemmed words; possessives fold into their word ("WeGO’s" → "wego")."""
+    words = (re.sub(r"['’]s$", "", w) for w in _WORD.findall(text.lower()))
+    return _stemmer().stemWords([w for w in words if w not in _STOPWORDS and (len(w) > 1 or w.isdigit())])
+
+
+def idf_weights(token_lists: Iterable[Sequence[str]]) -> dict[str, float]:
+    """BM25's IDF of every term over the given texts (passages)."""
+    lists = list(token_lists)
+    frequency = Counter(term for tokens in lists for term in set(tokens))
+    return {term: _idf(len(lists), df) for term, df in frequency.items()}
+
+
+def unseen_idf(n_texts: int) -> float:
+    """The IDF of a term that no text contains: the rarest possible."""
+    return _idf(n_texts, 0)
+
+
+def build_bm25(token_lists: list[list[str]]) -> bm25s.BM25:
+    """A BM25 index with one document per passage."""
+    retriever = bm25s.BM25()
+    retriever.index(token_lists, show_progress=False)
+    return retriever
+
+
+def bm25_scores(retriever: bm25s.BM25, query_tokens: list[str]) -> np.ndarray:
+    """BM25 score of every passage for the query (zeros when no query term is in the vocabulary)."""
+    known = [t for t in query_tokens if t in retriever.vocab_dict]
+    if not known:
+        return np.zeros(retriever.scores["num_docs"], dtype=np.float32)
+    return retriever.get_scores(known)
+
+
+def save_bm25(retriever: bm25s.BM25, folder: Path) -> None:
+    retriever.save(str(folder), show_progress=False)
+
+
+def load_bm25(folder: Path) -> bm25s.BM25:
+    return bm25s.BM25.load(str(folder), show_progress=False, verbosity=0)
+
+
+def _idf(n_texts: int, df: int) -> float:
+    return math.log(1 + (n_texts - df + 0.5) / (df + 0.5))
+
+
+@cache
+def _stemmer() -> Stemmer.Stemmer:
+    return Stemmer.Stemmer("english")

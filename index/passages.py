@@ -1,0 +1,101 @@
+"""Documents → sentences → paragraph-aware passages, each with character offsets into its document's text.
+
+Sentences come from pysbd, a rule-based splitter that keeps "U.N." and "Dr." whole. A passage is a run of whole
+sentences of one paragraph, at most `max_chars` long (a longer sentence stands alone), overlapping the previous
+passage by `overlap` sentences so that no answer falls between two passages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from functools import cache
+
+import pysbd
+
+from index.documents import Document, Paragraph
+
+
+@dataclass(frozen=True)
+class Chunking:
+    """How paragraphs are cut into passages; part of the index manifest."""
+
+    max_chars: int = 1000
+    overlap: int = 1
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A sentence: its document, paragraph number and span in the document's text."""
+
+    document: str
+    paragraph: int
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrievable unit: consecutive sentences `sentences[first:last]` of one paragraph."""
+
+    document: str
+    paragraph: int
+    start: int
+    end: int
+    text: str
+    first: int
+    last: int
+
+
+def split_sentences(document: Document, paragraph: Paragraph) -> list[Sentence]:
+    """The paragraph's sentences, with offsets into the document's text; surrounding spaces trimmed."""
+    body = document.paragraph_text(paragraph)
+    sentences = []
+    for span in _segmenter().segment(body):
+        raw = body[span.start : span.end]
+        start = paragraph.start + span.start + (len(raw) - len(raw.lstrip()))
+        end = paragraph.start + span.start + len(raw.rstrip())
+        if end > start:
+            text = " ".join(document.text[start:end].split())
+            sentences.append(Sentence(document.id, paragraph.number, start, end, text))
+    return sentences
+
+
+def chunk(documents: list[Document], chunking: Chunking) -> tuple[list[Passage], list[Sentence]]:
+    """All passages of the corpus, and the sentences they index into."""
+    passages: list[Passage] = []
+    sentences: list[Sentence] = []
+    for document in documents:
+        for paragraph in document.paragraphs:
+            offset = len(sentences)
+            own = split_sentences(document, paragraph)
+            sentences.extend(own)
+            for first, last in _windows([len(s.text) for s in own], chunking):
+                start, end = own[first].start, own[last - 1].end
+                text = " ".join(document.text[start:end].split())
+                passages.append(Passage(document.id, paragraph.number, start, end, text, offset + first, offset + last))
+    return passages, sentences
+
+
+def _windows(lengths: list[int], chunking: Chunking) -> Iterator[tuple[int, int]]:
+    """[first, last) sentence ranges: greedy up to max_chars, each window sharing `overlap` sentences with the
+    previous one (never so many that a window would not move forward)."""
+    first = 0
+    while first < len(lengths):
+        last, size = first + 1, lengths[first]
+        while last < len(lengths) and size + 1 + lengths[last] <= chunking.max_chars:
+            size += 1 + lengths[last]
+            last += 1
+        yield first, last
+        if last == len(lengths):
+            return
+        first = max(first + 1, last - chunking.overlap)
+
+
+@cache
+def _segmenter() -> pysbd.Segmenter:
+    return pysbd.Segmenter(language="en", clean=False, char_span=True)
