@@ -11,15 +11,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
-from bot.engine import Answer, Engine, InvalidQuestion, index_config
+from bot.engine import KNOWN_ERRORS, Answer, Engine, InvalidQuestion, index_config
 from bot.settings import Settings, SettingsError, load_settings
 from index.build import build
-from index.documents import CorpusError
-from index.embedder import Embedder, ModelError
-from index.folder import BuildInProgress
-from index.store import StoreError
+from index.embedder import Embedder
 
-EXPECTED_ERRORS = (SettingsError, CorpusError, StoreError, ModelError, BuildInProgress)
+EXPECTED_ERRORS = (SettingsError, *KNOWN_ERRORS)
 
 
 def main(argv: list[str] | None = None) -> int:

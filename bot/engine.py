@@ -17,17 +17,20 @@ from bot.answer import Answer, ExtractiveAnswerer
 from bot.settings import Settings
 from index import vectors
 from index.build import BuildReport, IndexConfig, build, is_up_to_date
-from index.documents import corpus_fingerprint
-from index.embedder import Embedder
+from index.documents import CorpusError, corpus_fingerprint
+from index.embedder import Embedder, ModelError
 from index.folder import BuildInProgress, IndexFolder
 from index.lexical import tokenize
 from index.passages import Chunking
 from index.retrieval import Fusion, search
-from index.store import DocumentInfo, Store
+from index.store import DocumentInfo, Store, StoreError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Answer", "BuildInProgress", "BuildReport", "Engine", "InvalidQuestion", "Sources"]
+__all__ = ["KNOWN_ERRORS", "Answer", "BuildInProgress", "BuildReport", "Engine", "InvalidQuestion", "Sources"]
+
+# Failures with a message that says what to do: shown to the user as they are, without a traceback.
+KNOWN_ERRORS = (CorpusError, StoreError, ModelError, BuildInProgress)
 
 USAGE = 'Ask a question about the article, for example: "Who heads WeGO\'s secretariat?"'
 
@@ -78,6 +81,14 @@ class Engine:
         done = time.perf_counter()
         timings = {"embed": embedded - started, "search": searched - embedded, "answer": done - searched}
         return replace(answer, timings_ms={k: round(v * 1000, 2) for k, v in timings.items()})
+
+    def retrieve(self, question: str, fusion: Fusion | None = None) -> list[tuple[str, int]]:
+        """The (document, paragraph) of every candidate passage, best first: what `ask` answers from, exposed
+        so that retrieval quality can be measured (optionally under other fusion weights)."""
+        store = self._store
+        query = " ".join(question.split())
+        retrieval = search(store, self.embedder.encode_query(query), tokenize(query), fusion or self.fusion)
+        return [(store.passages[h.passage].document, store.passages[h.passage].paragraph) for h in retrieval.hits]
 
     def rebuild(self, force: bool = False) -> BuildReport:
         """Re-read the corpus and swap in a new index; BuildInProgress if a rebuild is already running. On any

@@ -23,7 +23,7 @@ class SettingsError(Exception):
 class Settings(BaseSettings):
     """The bot's settings; field names are the environment variables, upper-cased."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", env_ignore_empty=True, extra="ignore")
 
     # The corpus and its index.
     corpus_dir: Path = BUNDLED_CORPUS

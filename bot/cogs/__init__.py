@@ -1,0 +1,1 @@
+"""The Discord features, one Cog each: asking (slash command, mentions, ask channels) and administration."""

@@ -1,0 +1,69 @@
+"""Administration: `/rebuild` re-reads the corpus and swaps in a new index, for admins only.
+
+The build runs in a worker thread, so questions keep being answered from the old index meanwhile; a failed
+build leaves the old index in service and reports why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.engine import KNOWN_ERRORS, BuildInProgress, Engine
+from bot.render import plain
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+NO_PINGS = discord.AllowedMentions.none()
+
+
+class AdminCog(commands.Cog):
+    """Index maintenance, restricted to administrators."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+
+    @app_commands.command(name="rebuild", description="Re-read the corpus and rebuild the index (admins only)")
+    @app_commands.default_permissions(manage_guild=True)
+    async def rebuild(self, interaction: discord.Interaction) -> None:
+        if not self.is_admin(interaction.user):
+            await interaction.response.send_message(
+                "Only server administrators can rebuild the index.", ephemeral=True, allowed_mentions=NO_PINGS
+            )
+            return
+        if self.engine.rebuilding:
+            await interaction.response.send_message(
+                "A rebuild is already running; I'll keep answering from the current index until it's done.",
+                ephemeral=True,
+            )
+            return
+        await interaction.response.send_message("Rebuilding the index…", ephemeral=True)
+        await interaction.edit_original_response(content=plain(await self._rebuild(interaction.user)))
+
+    def is_admin(self, user: discord.User | discord.Member) -> bool:
+        """Administrator or Manage Server in this guild, or listed in ADMIN_USER_IDS / ADMIN_ROLE_IDS."""
+        if user.id in self.settings.admin_user_ids:
+            return True
+        if not isinstance(user, discord.Member):
+            return False
+        permissions = user.guild_permissions
+        roles = {role.id for role in user.roles}
+        return permissions.administrator or permissions.manage_guild or bool(roles & set(self.settings.admin_role_ids))
+
+    async def _rebuild(self, user: discord.abc.User) -> str:
+        log.info("rebuild requested by user %s", user.id)
+        try:
+            report = await asyncio.to_thread(self.engine.rebuild)
+        except BuildInProgress:
+            return "A rebuild is already running; I'll keep answering from the current index until it's done."
+        except KNOWN_ERRORS as exc:
+            log.warning("rebuild failed: %s", exc)
+            return f"Rebuild failed, still answering from the previous index: {exc}"
+        state = "Index already up to date" if report.unchanged else "Index rebuilt"
+        return f"{state}: {report.documents} documents, {report.passages} passages in {report.seconds:.1f} s."

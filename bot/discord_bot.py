@@ -1,0 +1,96 @@
+"""The Discord bot: a `commands.Bot` (or `AutoShardedBot` with SHARD_COUNT) holding the engine and the Cogs.
+
+Intents are the defaults; the privileged message-content intent is asked for only when ASK_CHANNEL_IDS is set,
+since Discord delivers the content of messages that mention the bot (and of DMs) without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.cogs.admin import AdminCog
+from bot.cogs.ask import APOLOGY, AskCog
+from bot.engine import Engine
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class _ArticleBotMixin:
+    """What both bot classes share: Cogs, command sync and the error handler."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        intents = discord.Intents.default()
+        intents.message_content = bool(settings.ask_channel_ids)
+        super().__init__(  # type: ignore[call-arg]
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions.none(),
+            **({"shard_count": settings.shard_count} if settings.shard_count else {}),
+        )
+        self.settings = settings
+        self.engine = engine
+
+    async def setup_hook(self) -> None:
+        await self.add_cog(AskCog(self, self.engine, self.settings))
+        await self.add_cog(AdminCog(self.engine, self.settings))
+        self.tree.on_error = self.on_app_command_error
+        if self.settings.discord_guild_id:
+            guild = discord.Object(id=self.settings.discord_guild_id)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+        else:
+            synced = await self.tree.sync()
+        log.info(
+            "synced %d slash commands %s", len(synced), "to the guild" if self.settings.discord_guild_id else "globally"
+        )
+
+    async def on_ready(self) -> None:
+        log.info("ready: logged in as %s, answering from %d passages", self.user, self.engine.sources().passages)
+
+    async def on_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        """Log the traceback; the user gets a short apology, never the traceback."""
+        log.error("command %s failed", interaction.command and interaction.command.name, exc_info=error)
+        if interaction.response.is_done():
+            await interaction.followup.send(APOLOGY, ephemeral=True)
+        else:
+            await interaction.response.send_message(APOLOGY, ephemeral=True)
+
+
+class ArticleBot(_ArticleBotMixin, commands.Bot):
+    """The bot for one process and a modest number of servers."""
+
+
+class ShardedArticleBot(_ArticleBotMixin, commands.AutoShardedBot):
+    """The same bot, sharded (SHARD_COUNT) for many servers."""
+
+
+def create_bot(settings: Settings, engine: Engine) -> commands.Bot:
+    return (ShardedArticleBot if settings.shard_count else ArticleBot)(settings, engine)
+
+
+def run_bot(settings: Settings) -> int:
+    """Load the engine (model and index) first, then connect; one clear line if Discord refuses the token."""
+    assert settings.discord_token is not None
+    engine = Engine(settings)
+    bot = create_bot(settings, engine)
+    try:
+        bot.run(settings.discord_token.get_secret_value(), log_handler=None)
+    except discord.LoginFailure:
+        print(
+            "error: Discord rejected DISCORD_TOKEN: copy the bot token again from the Developer Portal", file=sys.stderr
+        )
+        return 1
+    except discord.PrivilegedIntentsRequired:
+        print(
+            "error: enable the Message Content intent for the bot in the Developer Portal (needed by ASK_CHANNEL_IDS)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

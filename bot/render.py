@@ -1,0 +1,101 @@
+"""An Answer → a Discord embed that always fits Discord's limits.
+
+Quotes are trimmed at a word boundary with an ellipsis *before* markdown is escaped, so a cut never leaves half an
+escape sequence or an unclosed `**`; the whole embed is then shrunk until it fits the 6000-character total.
+"""
+
+from __future__ import annotations
+
+import discord
+from discord.utils import escape_markdown, escape_mentions
+
+from bot.answer import Answer, Citation
+from bot.engine import Sources
+
+DESCRIPTION_LIMIT = 4096
+FIELD_NAME_LIMIT = 256
+FIELD_VALUE_LIMIT = 1024
+FIELD_COUNT_LIMIT = 25
+TITLE_LIMIT = 256
+EMBED_TOTAL_LIMIT = 6000
+MESSAGE_LIMIT = 2000
+
+ANSWER_COLOUR = discord.Colour.blurple()
+ABSTAIN_COLOUR = discord.Colour.light_grey()
+
+
+def answer_embed(answer: Answer, quote_limit: int = 600) -> discord.Embed:
+    """The answer with its numbered sources, or the abstention with "see also" passages; within every limit."""
+    while True:
+        embed = _answer_embed(answer, quote_limit)
+        if len(embed) <= EMBED_TOTAL_LIMIT or quote_limit <= 40:
+            return embed
+        quote_limit //= 2
+
+
+def sources_embed(sources: Sources) -> discord.Embed:
+    """The indexed documents: title, source and passages, and when the index was built."""
+    embed = discord.Embed(
+        title="What I know",
+        description=safe(f"Index built {sources.built_at} with {sources.model}: {sources.passages} passages.", 1000),
+        colour=ANSWER_COLOUR,
+    )
+    for doc in sources.documents[:FIELD_COUNT_LIMIT]:
+        origin = f"{doc.source} · " if doc.source else ""
+        link = f"\n{doc.url}" if doc.url else ""
+        embed.add_field(
+            name=safe(doc.title, FIELD_NAME_LIMIT),
+            value=safe(f"{origin}{doc.passages} passages · {doc.id}", FIELD_VALUE_LIMIT - len(link)) + link,
+            inline=False,
+        )
+    return embed
+
+
+def safe(text: str, limit: int) -> str:
+    """`text` with markdown and mentions escaped, trimmed at a word boundary (with "…") to fit `limit`."""
+    escaped = _escape(text)
+    if len(escaped) <= limit:
+        return escaped
+    budget = limit - 1
+    while budget > 0:
+        cut = text[:budget].rsplit(" ", 1)[0] if " " in text[:budget] else text[:budget]
+        escaped = _escape(cut.rstrip(" ,;:")) + "…"
+        if len(escaped) <= limit:
+            return escaped
+        budget -= max(1, len(escaped) - limit)
+    return "…"
+
+
+def plain(text: str) -> str:
+    """A plain reply (hints, refusals, errors) escaped and trimmed to a message's limit."""
+    return safe(text, MESSAGE_LIMIT)
+
+
+def _answer_embed(answer: Answer, quote_limit: int) -> discord.Embed:
+    abstained = answer.abstained
+    embed = discord.Embed(
+        title=safe(answer.question, TITLE_LIMIT),
+        description=safe(answer.text, DESCRIPTION_LIMIT),
+        colour=ABSTAIN_COLOUR if abstained else ANSWER_COLOUR,
+    )
+    sources = answer.see_also if abstained else answer.citations
+    heading = "See also" if abstained else "Sources"
+    for citation in sources[: FIELD_COUNT_LIMIT - 1]:
+        embed.add_field(name=_field_name(heading, citation), value=_quote(citation, quote_limit), inline=False)
+    return embed
+
+
+def _field_name(heading: str, citation: Citation) -> str:
+    return safe(f"{heading} [{citation.n}] {citation.title}, ¶{citation.paragraph}", FIELD_NAME_LIMIT)
+
+
+def _quote(citation: Citation, limit: int) -> str:
+    """The quoted passage as a block quote, then its source and link."""
+    origin = f"\n— {safe(citation.source, 200)}" if citation.source else ""
+    link = f" · {citation.url}" if citation.url and len(citation.url) < 300 else ""
+    budget = min(limit, FIELD_VALUE_LIMIT - len(origin) - len(link) - 2)
+    return f"> {safe(citation.text, budget)}{origin}{link}"
+
+
+def _escape(text: str) -> str:
+    return escape_mentions(escape_markdown(text))
