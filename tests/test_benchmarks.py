@@ -1,0 +1,105 @@
+"""Smoke runs of the benchmarks on a tiny SQuAD-format file, so they cannot silently rot."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY_SQUAD = {
+    "version": "v2.0",
+    "data": [
+        {
+            "title": "Lighthouses",
+            "paragraphs": [
+                {
+                    "context": "The Pharos of Alexandria was built in the 3rd century BC. It stood on an island.",
+                    "qas": [
+                        {
+                            "question": "When was the Pharos built?",
+                            "id": "a1",
+                            "is_impossible": False,
+                            "answers": [{"text": "3rd century BC", "answer_start": 38}],
+                        },
+                        {"question": "Who destroyed the Pharos?", "id": "a2", "is_impossible": True, "answers": []},
+                    ],
+                },
+                {
+                    "context": "Modern lighthouses use LED lamps. Keepers were replaced by automation.",
+                    "qas": [
+                        {
+                            "question": "What lamps do modern lighthouses use?",
+                            "id": "a3",
+                            "is_impossible": False,
+                            "answers": [{"text": "LED lamps", "answer_start": 23}],
+                        },
+                    ],
+                },
+            ],
+        },
+        {
+            "title": "Bees",
+            "paragraphs": [
+                {
+                    "context": "Honey bees communicate with a waggle dance. A colony has one queen.",
+                    "qas": [
+                        {
+                            "question": "How do honey bees communicate?",
+                            "id": "b1",
+                            "is_impossible": False,
+                            "answers": [{"text": "waggle dance", "answer_start": 30}],
+                        },
+                    ],
+                },
+            ],
+        },
+    ],
+}
+
+
+@pytest.fixture
+def tiny_squad(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(TINY_SQUAD), encoding="utf-8")
+    return path
+
+
+@pytest.mark.timeout(180)
+def test_quality_benchmark_reports_every_metric(tiny_squad: Path, tmp_path: Path) -> None:
+    out = tmp_path / "quality.json"
+    run = subprocess.run(
+        [sys.executable, "benchmarks/quality.py", str(tiny_squad), "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    results = json.loads(out.read_text())["results"]
+    assert set(results) == {"all articles", "Lighthouses", "Bees"}
+    both = results["all articles"]
+    assert both["answerable"] == 3 and both["unanswerable"] == 1
+    assert set(both["recall"]) == {"dense", "bm25", "hybrid"}
+    assert both["recall"]["hybrid"]["@1"] > 0.5
+    assert "| hybrid |" in run.stdout and "confidence roc auc" in run.stdout
+
+
+@pytest.mark.timeout(300)
+def test_speed_benchmark_quick_run_prints_ratios(tiny_squad: Path, tmp_path: Path) -> None:
+    out = tmp_path / "speed.json"
+    run = subprocess.run(
+        [sys.executable, "benchmarks/speed.py", "--quick", "--data", str(tiny_squad), "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    results = json.loads(out.read_text())
+    for section, ratio in (("warm", "p50_ratio"), ("build", "ratio"), ("cold_start", "ratio")):
+        assert results[section][ratio] > 0
+    assert results["memory"]["peak_rss_mb"] > 50
+    assert "p50_ratio=" in run.stdout
