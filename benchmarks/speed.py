@@ -128,7 +128,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="SQuAD-format file: corpus and questions")
     parser.add_argument("--questions", type=int, default=300, help="questions for the warm-latency measure")
-    parser.add_argument("--quick", action="store_true", help="a tiny smoke run")
+    parser.add_argument("--quick", action="store_true", help="a tiny smoke run (no scale part)")
+    parser.add_argument("--skip-scale", action="store_true", help="leave out the 10k-1M vector scale part")
     parser.add_argument("--out", type=Path, default=RESULTS / "speed.json")
     args = parser.parse_args()
     count, repeats = (20, 1) if args.quick else (args.questions, 3)
@@ -143,7 +144,7 @@ def main() -> None:
         results["build"] = build_throughput(engine)
         results["cold_start"] = cold_start(env, repeats)
         results["memory"] = serving_memory(env, questions)
-    if not args.quick:
+    if not (args.quick or args.skip_scale):
         from scale import run_scale
 
         results["scale"] = run_scale(out_dir=RESULTS)
