@@ -1,11 +1,20 @@
-"""Shared fixtures: the real model, loaded once, and engines over real indexes built in temporary folders."""
+"""Shared fixtures: the real model, loaded once, engines over real indexes built in temporary folders, and a
+Discord API emulator on 127.0.0.1 to run real discord.py bots against."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import shutil
+import threading
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from discord.ext import commands
+from discord_emulator import DiscordEmulator
 
 from bot.engine import Engine
 from bot.settings import BUNDLED_CORPUS, Settings, load_settings
@@ -32,3 +41,43 @@ def engine(settings: Settings, embedder: Embedder) -> Engine:
 def corpus_copy(tmp_path: Path) -> Path:
     """A writable copy of the bundled corpus."""
     return Path(shutil.copytree(BUNDLED_CORPUS, tmp_path / "corpus"))
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[DiscordEmulator]:
+    async with DiscordEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+async def run_bot(emu: DiscordEmulator) -> AsyncIterator[Callable[[commands.Bot], Awaitable[commands.Bot]]]:
+    """Start bots against the emulator until ready; on teardown close them and check nothing leaked."""
+    loop = asyncio.get_running_loop()
+    problems: list[dict[str, Any]] = []
+    previous_handler = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: problems.append(context))
+    started: list[tuple[commands.Bot, asyncio.Task[None]]] = []
+
+    async def run(bot: commands.Bot) -> commands.Bot:
+        task = asyncio.create_task(bot.start(emu.token))
+        started.append((bot, task))
+        await emu.wait_for(lambda: bot.is_ready() or task.done(), timeout=10)
+        if task.done():
+            task.result()  # raises what made the bot stop
+        return bot
+
+    try:
+        yield run
+    finally:
+        for bot, task in started:
+            await bot.close()
+            await asyncio.wait_for(task, timeout=5)  # connect() returns normally after close()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            gc.collect()
+        loop.set_exception_handler(previous_handler)
+    assert not problems, problems
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+    leftover = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+    assert not leftover, leftover
+    await emu.wait_for(lambda: not any(t.name.startswith("keep-alive-handler") for t in threading.enumerate()))
