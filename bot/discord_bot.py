@@ -51,6 +51,9 @@ class _ArticleBotMixin:
             "synced %d slash commands %s", len(synced), "to the guild" if self.settings.discord_guild_id else "globally"
         )
 
+    async def on_message(self, message: discord.Message) -> None:
+        """Messages are questions for the AskCog, never prefix commands: skip `process_commands`."""
+
     async def on_ready(self) -> None:
         log.info("ready: logged in as %s, answering from %d passages", self.user, self.engine.sources().passages)
 

@@ -1,0 +1,404 @@
+"""The real bot (real discord.py client, real engine, real model and FAISS index) against the Discord API emulator.
+
+Every assertion is on what Discord would have received: interaction callbacks, follow-ups, edits and channel
+messages, with their embeds, flags and `allowed_mentions`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import discord
+import pytest
+import yaml
+from discord.ext import commands
+from discord_emulator import FLAG_EPHEMERAL, DiscordEmulator, RecordedRequest
+
+from bot.discord_bot import create_bot, run_bot
+from bot.engine import Engine
+from bot.settings import Settings, load_settings
+from index.embedder import Embedder
+
+pytestmark = pytest.mark.timeout(180)
+
+CALLBACK_MESSAGE, CALLBACK_DEFERRED = 4, 5
+SECRETARIAT = "Who heads WeGO's secretariat?"
+OFF_TOPIC = "What is the capital of Australia?"
+ANSWERABLE = yaml.safe_load((Path(__file__).parent / "questions.yaml").read_text(encoding="utf-8"))["answerable"]
+
+StartBot = Callable[..., Awaitable[commands.Bot]]
+
+
+@pytest.fixture
+def start_bot(emu: DiscordEmulator, run_bot: Callable[[commands.Bot], Awaitable[commands.Bot]], engine: Engine):
+    """Start the article bot on an engine (the session's by default), syncing its commands to the guild."""
+
+    async def start(engine: Engine = engine, **settings: Any) -> commands.Bot:
+        update = {"discord_guild_id": emu.guild_id, "cooldown_seconds": 0, **settings}
+        return await run_bot(create_bot(engine.settings.model_copy(update=update), engine))
+
+    return start
+
+
+@pytest.fixture
+def own_engine(embedder: Embedder, corpus_copy: Path, tmp_path: Path) -> Engine:
+    """An engine over a writable copy of the bundled corpus, with its own index folder."""
+    return Engine(load_settings(corpus_dir=corpus_copy, index_dir=tmp_path / "index", _env_file=None), embedder)
+
+
+async def ask_by_mention(emu: DiscordEmulator, user: int, question: str, **where: Any) -> RecordedRequest:
+    """Post `@bot question` as `user` and return the bot's reply."""
+    message = await emu.send_message(user, question, mention_bot=True, **where)
+    [reply] = await emu.wait_for(lambda: emu.replies_to(message), timeout=30)
+    return reply
+
+
+async def interaction_replies(emu: DiscordEmulator, interaction: Any, count: int) -> list[RecordedRequest]:
+    """The first `count` requests the bot made to respond to an interaction."""
+    return await emu.wait_for(
+        lambda: (
+            emu.interaction_responses(interaction.id)[:count]
+            if len(emu.interaction_responses(interaction.id)) >= count
+            else []
+        ),
+        timeout=60,
+    )
+
+
+def embed_text(embed: dict[str, Any]) -> str:
+    return "\n".join([embed["description"], *(f"{f['name']}\n{f['value']}" for f in embed.get("fields", []))])
+
+
+def assert_no_pings(request: RecordedRequest) -> None:
+    """The payload forbids every ping, and Discord (the emulator) indeed pinged nobody."""
+    allowed = request.body["allowed_mentions"]
+    assert allowed["parse"] == [] and not allowed.get("users") and not allowed.get("roles")
+    assert not allowed.get("replied_user")
+    message = request.response.get("resource", {}).get("message", request.response)
+    assert message["mentions"] == [] and message["mention_roles"] == [] and not message["mention_everyone"]
+
+
+def assert_cited_answer(embed: dict[str, Any], fact: str, paragraph: int) -> None:
+    """An answer embed: the fact with a [1] marker in the text, then "Sources [1] …, ¶N" with the quote."""
+    assert fact.lower() in embed["description"].lower() and "[1]" in embed["description"]
+    first = embed["fields"][0]
+    assert first["name"].startswith("Sources [1] ") and first["name"].endswith(f"¶{paragraph}")
+    assert first["value"].startswith("> ") and "BusinessKorea" in first["value"]
+
+
+async def test_mention_gets_a_cited_answer(emu: DiscordEmulator, start_bot: StartBot, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="bot")
+    user = emu.add_member("bob")
+    await start_bot()
+    reply = await ask_by_mention(emu, user, SECRETARIAT)
+
+    [embed] = reply.body["embeds"]
+    assert_cited_answer(embed, "Park Jung-sook", 11)
+    assert embed["title"] == "Who heads WeGO's secretariat?"
+    assert reply.response["type"] == 19, "a reply to the question's message"
+    assert_no_pings(reply)
+    assert any(r.message.startswith("ready: logged in as") for r in caplog.records)
+    [sync] = emu.command_syncs
+    assert sync.guild_id == emu.guild_id and sorted(sync.names) == ["ask", "help", "rebuild", "sources"]
+    [rebuild] = [c for c in sync.commands if c["name"] == "rebuild"]
+    assert rebuild["default_member_permissions"] == str(discord.Permissions(manage_guild=True).value)
+    assert emu.failed_requests == []
+
+
+async def test_slash_ask_defers_then_follows_up_with_the_same_answer(emu: DiscordEmulator, start_bot: StartBot) -> None:
+    user = emu.add_member("carol")
+    await start_bot()
+    interaction = await emu.send_slash_command(user, "ask", {"question": SECRETARIAT})
+    defer, followup = await interaction_replies(emu, interaction, 2)
+
+    assert defer.body["type"] == CALLBACK_DEFERRED and defer.query.get("with_response") in ("1", "true", "True")
+    assert followup.method == "POST" and followup.route == "/webhooks/{application_id}/{token}"
+    [embed] = followup.body["embeds"]
+    assert_cited_answer(embed, "Park Jung-sook", 11)
+    assert_no_pings(followup)
+    [message] = emu.interaction_messages(interaction.id)
+    assert message["embeds"][0]["description"] == embed["description"] and not message["flags"] & FLAG_EPHEMERAL
+
+    mentioned = await ask_by_mention(emu, user, SECRETARIAT)
+    assert mentioned.body["embeds"] == followup.body["embeds"], "both ways give the same answer"
+
+
+async def test_out_of_scope_question_gets_the_abstention_form(emu: DiscordEmulator, start_bot: StartBot) -> None:
+    user = emu.add_member("dave")
+    await start_bot()
+    [embed] = (await ask_by_mention(emu, user, OFF_TOPIC)).body["embeds"]
+
+    assert "doesn't seem to answer" in embed["description"] or "does not seem" in embed["description"]
+    assert "[1]" not in embed["description"]
+    names = [field["name"] for field in embed.get("fields", [])]
+    assert names and all(name.startswith("See also") for name in names), "closest passages, not sources"
+    assert embed["color"] != discord.Colour.blurple().value
+
+
+async def test_bad_input_is_handled_politely(emu: DiscordEmulator, start_bot: StartBot, engine: Engine) -> None:
+    user = emu.add_member("erin")
+    other_bot = emu.add_member("otherbot", bot=True)
+    await start_bot()
+
+    empty = await ask_by_mention(emu, user, "   ")
+    assert "Ask a question about the article" in empty.body["content"] and "embeds" not in empty.body
+    too_long = await ask_by_mention(emu, user, "why " * 200)
+    assert f"under {engine.settings.max_question_chars}" in too_long.body["content"]
+    interaction = await emu.send_slash_command(user, "ask", {"question": "why " * 200})
+    _, refusal = await interaction_replies(emu, interaction, 2)
+    assert f"under {engine.settings.max_question_chars}" in refusal.body["content"]
+
+    from_bot = await emu.send_message(other_bot, SECRETARIAT, mention_bot=True)
+    await ask_by_mention(emu, user, SECRETARIAT)  # answered after the bot's message was seen and skipped
+    assert emu.replies_to(from_bot) == []
+    markdown = await ask_by_mention(emu, user, "**who** heads `the` ~~secretariat~~? ```py\nprint(1)\n```")
+    assert markdown.body["embeds"][0]["title"].startswith(r"\*\*who\*\* heads \`the\`")
+    assert emu.failed_requests == []
+
+
+async def test_everyone_and_mentions_in_a_question_ping_nobody(emu: DiscordEmulator, start_bot: StartBot) -> None:
+    user = emu.add_member("frank")
+    victim = emu.add_member("grace")
+    await start_bot()
+    question = f"@everyone @here <@{victim}> <@&{emu.admin_role_id}> who heads WeGO's secretariat?"
+
+    reply = await ask_by_mention(emu, user, question)
+    assert_no_pings(reply)
+    assert "@everyone" not in reply.body["embeds"][0]["title"].replace("@\u200beveryone", "")
+    interaction = await emu.send_slash_command(user, "ask", {"question": question})
+    _, followup = await interaction_replies(emu, interaction, 2)
+    assert_no_pings(followup)
+
+
+async def test_a_very_long_passage_fits_discords_limits(
+    emu: DiscordEmulator, start_bot: StartBot, embedder: Embedder, tmp_path: Path
+) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    title = "The harbour lantern festival " * 12  # longer than an embed title may be
+    clauses = ", ".join(f"stall {i} sells **lanterns** made of `paper` and _silk_ by @everyone" for i in range(90))
+    (corpus / "festival.md").write_text(
+        f"---\ntitle: {title}\nurl: https://example.org/festival\n---\n"
+        f"The lantern festival is organised by the harbour guild and {clauses}.\n",
+        encoding="utf-8",
+    )
+    engine = Engine(load_settings(corpus_dir=corpus, index_dir=tmp_path / "index", _env_file=None), embedder)
+    user = emu.add_member("heidi")
+    await start_bot(engine)
+
+    for question in ("Who organises the lantern festival?", "lanterns " * 55):
+        reply = await ask_by_mention(emu, user, question)
+        assert reply.ok, reply.response
+        [embed] = reply.body["embeds"]
+        assert len(embed["title"]) <= 256 and len(embed["description"]) <= 4096
+        assert all(len(f["name"]) <= 256 and len(f["value"]) <= 1024 for f in embed["fields"])
+        assert len(discord.Embed.from_dict(embed)) <= 6000
+    assert embed["fields"][0]["value"].rstrip().endswith("https://example.org/festival")
+    assert emu.failed_requests == []
+
+
+async def test_sources_and_help(emu: DiscordEmulator, start_bot: StartBot, engine: Engine) -> None:
+    user = emu.add_member("ivan")
+    await start_bot()
+
+    sources = await emu.send_slash_command(user, "sources")
+    [callback] = await interaction_replies(emu, sources, 1)
+    assert callback.body["type"] == CALLBACK_MESSAGE and callback.body["data"]["flags"] & FLAG_EPHEMERAL
+    [embed] = callback.body["data"]["embeds"]
+    [document] = engine.sources().documents
+    assert embed["fields"][0]["name"].startswith("6th WeGO General Assembly")
+    assert f"{document.passages} passages" in embed["fields"][0]["value"]
+    assert engine.sources().built_at in embed["description"]
+
+    help_ = await emu.send_slash_command(user, "help")
+    [callback] = await interaction_replies(emu, help_, 1)
+    assert "/ask" in callback.body["data"]["content"] and "/rebuild" in callback.body["data"]["content"]
+
+
+async def test_dms_follow_allow_dms(emu: DiscordEmulator, start_bot: StartBot) -> None:
+    user = emu.add_member("judy")
+    await start_bot(allow_dms=True)
+    message = await emu.send_message(user, SECRETARIAT, dm=True)
+    [reply] = await emu.wait_for(lambda: emu.replies_to(message), timeout=30)
+    assert_cited_answer(reply.body["embeds"][0], "Park Jung-sook", 11)
+
+
+async def test_dms_are_ignored_without_allow_dms(emu: DiscordEmulator, start_bot: StartBot) -> None:
+    user = emu.add_member("judy")
+    await start_bot(allow_dms=False)
+    ignored = await emu.send_message(user, SECRETARIAT, dm=True)
+    await ask_by_mention(emu, user, SECRETARIAT)
+    assert emu.replies_to(ignored) == []
+
+
+async def test_ask_channel_answers_every_message(emu: DiscordEmulator, start_bot: StartBot) -> None:
+    ask_channel = emu.add_channel("ask-the-article")
+    user = emu.add_member("ken")
+    bot = await start_bot(ask_channel_ids=[ask_channel])
+
+    assert bot.intents.message_content, "content of unmentioned messages needs the privileged intent"
+    question = await emu.send_message(user, "where was it held?", channel_id=ask_channel)
+    [reply] = await emu.wait_for(lambda: emu.replies_to(question), timeout=30)
+    assert_cited_answer(reply.body["embeds"][0], "Seoul City Hall", 1)
+    chatter = await emu.send_message(user, "where was it held?")  # another channel, no mention
+    await ask_by_mention(emu, user, SECRETARIAT)
+    assert emu.replies_to(chatter) == []
+
+
+async def test_cooldown_says_when_to_try_again(emu: DiscordEmulator, start_bot: StartBot) -> None:
+    user, other = emu.add_member("liam"), emu.add_member("mia")
+    await start_bot(cooldown_seconds=60)
+
+    await ask_by_mention(emu, user, SECRETARIAT)
+    again = await ask_by_mention(emu, user, "where was it held?")
+    assert "Try again in 60 s" in again.body["content"]
+    interaction = await emu.send_slash_command(user, "ask", {"question": "where was it held?"})
+    [refusal] = await interaction_replies(emu, interaction, 1)
+    assert "Try again in" in refusal.body["data"]["content"] and refusal.body["data"]["flags"] & FLAG_EPHEMERAL
+    assert "embeds" in (await ask_by_mention(emu, other, "where was it held?")).body, "other users are not slowed"
+
+
+async def test_a_failing_command_logs_and_apologises(
+    emu: DiscordEmulator, start_bot: StartBot, own_engine: Engine, caplog, monkeypatch
+) -> None:
+    user = emu.add_member("nina")
+    await start_bot(own_engine)
+
+    def broken(question: str) -> None:
+        raise RuntimeError("the disk vanished")
+
+    monkeypatch.setattr(own_engine, "ask", broken)  # a fault injected below the Discord layer
+    with caplog.at_level(logging.ERROR):
+        reply = await ask_by_mention(emu, user, SECRETARIAT)
+        interaction = await emu.send_slash_command(user, "ask", {"question": SECRETARIAT})
+        _, apology = await interaction_replies(emu, interaction, 2)
+    for text in (reply.body["content"], apology.body["content"]):
+        assert text.startswith("Sorry, something went wrong") and "disk vanished" not in text
+    assert sum(1 for r in caplog.records if r.exc_info and "disk vanished" in str(r.exc_info[1])) == 2
+
+
+async def test_rebuild_is_refused_to_non_admins(emu: DiscordEmulator, start_bot: StartBot, own_engine: Engine) -> None:
+    user = emu.add_member("oscar", roles=(emu.add_role("Helpers", discord.Permissions(kick_members=True).value),))
+    await start_bot(own_engine)
+    (own_engine.config.corpus_dir / "new.txt").write_text("A new document.\n", encoding="utf-8")
+    built_at = own_engine.sources().built_at
+
+    interaction = await emu.send_slash_command(user, "rebuild")
+    [refusal] = await interaction_replies(emu, interaction, 1)
+    assert refusal.body["type"] == CALLBACK_MESSAGE and refusal.body["data"]["flags"] & FLAG_EPHEMERAL
+    assert "Only server administrators" in refusal.body["data"]["content"]
+    await asyncio.sleep(0.2)
+    assert own_engine.sources().built_at == built_at and not own_engine.rebuilding
+    assert len(emu.interaction_responses(interaction.id)) == 1
+
+
+async def test_admin_roles_and_users_may_rebuild(emu: DiscordEmulator, start_bot: StartBot, engine: Engine) -> None:
+    moderators = emu.add_role("Moderators")
+    managers = emu.add_role("Managers", discord.Permissions(manage_guild=True).value)
+    by_role, by_id, by_permission = (
+        emu.add_member("pat", roles=(moderators,)),
+        emu.add_member("quinn"),
+        emu.add_member("ruth", roles=(managers,)),
+    )
+    await start_bot(admin_role_ids=[moderators], admin_user_ids=[by_id])
+
+    for user in (by_role, by_id, by_permission, emu.owner_id):
+        interaction = await emu.send_slash_command(user, "rebuild")
+        _, done = await interaction_replies(emu, interaction, 2)
+        assert done.method == "PATCH" and done.path.endswith("/messages/@original")
+        assert done.body["content"].startswith("Index already up to date: 1 documents")
+
+
+async def test_admin_rebuild_swaps_in_new_documents_while_answering(
+    emu: DiscordEmulator, start_bot: StartBot, own_engine: Engine
+) -> None:
+    admin, user = emu.add_member("sam", admin=True), emu.add_member("tess")
+    await start_bot(own_engine)
+    question = "Who leads the lantern parade?"
+    assert "Marrow" not in embed_text((await ask_by_mention(emu, user, question)).body["embeds"][0])
+    _write_festival(own_engine.config.corpus_dir / "festival.txt")
+
+    rebuild = await emu.send_slash_command(admin, "rebuild")
+    [started] = await interaction_replies(emu, rebuild, 1)
+    assert "Rebuilding" in started.body["data"]["content"] and started.body["data"]["flags"] & FLAG_EPHEMERAL
+    await emu.wait_for(lambda: own_engine.rebuilding, timeout=10)
+    during = [await ask_by_mention(emu, user, SECRETARIAT) for _ in range(3)]
+    second = await emu.send_slash_command(admin, "rebuild")
+    [busy] = await interaction_replies(emu, second, 1)
+    assert "already running" in busy.body["data"]["content"]
+    assert own_engine.rebuilding, "the questions were answered while the rebuild was still running"
+    for reply in during:
+        assert_cited_answer(reply.body["embeds"][0], "Park Jung-sook", 11)
+
+    _, done = await interaction_replies(emu, rebuild, 2)
+    assert done.body["content"].startswith("Index rebuilt: 2 documents")
+    embed = (await ask_by_mention(emu, user, question)).body["embeds"][0]
+    assert "Ilse Marrow" in embed["description"] and "Harbour Lantern Festival" in embed["fields"][0]["name"]
+    assert emu.failed_requests == []
+
+
+async def test_a_failed_rebuild_keeps_the_old_index(
+    emu: DiscordEmulator, start_bot: StartBot, own_engine: Engine
+) -> None:
+    admin = emu.add_member("uma", admin=True)
+    await start_bot(own_engine)
+    (own_engine.config.corpus_dir / "empty.txt").write_text("\n", encoding="utf-8")
+
+    interaction = await emu.send_slash_command(admin, "rebuild")
+    _, failed = await interaction_replies(emu, interaction, 2)
+    assert failed.body["content"].startswith("Rebuild failed, still answering from the previous index")
+    assert "empty.txt" in failed.body["content"]
+    assert_cited_answer((await ask_by_mention(emu, admin, SECRETARIAT)).body["embeds"][0], "Park Jung-sook", 11)
+
+
+async def test_a_burst_of_questions_is_answered_exactly_once(emu: DiscordEmulator, start_bot: StartBot, caplog) -> None:
+    users = [emu.add_member(f"user{i}") for i in range(20)]
+    await start_bot()
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING):
+        asked = {}
+        for i in range(200):
+            item = ANSWERABLE[i % len(ANSWERABLE)]
+            asked[await emu.send_message(users[i % 20], item["question"], mention_bot=True)] = item
+        await emu.wait_for(lambda: len(emu.channel_messages()) >= 200, timeout=150)
+        await asyncio.sleep(0.5)  # room for any duplicate reply to show up
+    elapsed = time.monotonic() - started
+
+    replies = emu.channel_messages()
+    assert len(replies) == 200 and {int(r.body["message_reference"]["message_id"]) for r in replies} == set(asked)
+    for reply in replies:
+        fact = asked[int(reply.body["message_reference"]["message_id"])]["fact"]
+        facts = fact if isinstance(fact, list) else [fact]
+        assert any(f.lower() in reply.body["embeds"][0]["description"].lower() for f in facts)
+    assert emu.failed_requests == [] and not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert elapsed < 150
+
+
+async def test_a_rejected_token_gives_one_clear_line(emu: DiscordEmulator, settings: Settings, capsys, caplog) -> None:
+    token = "MTIz.not-the-token.at-all"
+    bad = load_settings(index_dir=settings.index_dir, discord_token=token, _env_file=None)
+
+    assert await asyncio.to_thread(run_bot, bad) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and "DISCORD_TOKEN" in err and token not in err
+    assert emu.requests[-1].path == "/users/@me" and emu.requests[-1].status == 401
+    assert token not in caplog.text and token not in repr(bad)
+
+
+def _write_festival(path: Path) -> None:
+    """A second document, long enough that its build takes a few seconds."""
+    stalls = "\n\n".join(
+        f"Stall {i} of the harbour market sells paper lanterns in shade {i}. Its keeper learned the craft in "
+        f"workshop {i % 7}. Every evening the stall lights {i * 3} candles. Visitors queue for its tea."
+        for i in range(80)
+    )
+    path.write_text(
+        "---\ntitle: Harbour Lantern Festival\n---\n"
+        f"The lantern parade of the Harbour Lantern Festival is led by Captain Ilse Marrow.\n\n{stalls}\n",
+        encoding="utf-8",
+    )
