@@ -7,36 +7,25 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import bm25s
 import numpy as np
+import simplemma
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN
 
 _WORD = re.compile(r"\w+(?:['’]\w+)*")
 _QUESTION_WORDS = {"who", "whom", "whose", "what", "which", "where", "when", "why", "how", "s"}
-_AUXILIARIES = {
-    "do",
-    "does",
-    "did",
-    "can",
-    "could",
-    "would",
-    "should",
-    "shall",
-    "may",
-    "might",
-    "must",
-    "has",
-}
+_AUXILIARIES = {"do", "can", "could", "would", "should", "shall", "may", "might", "must", "have"}
 _STOPWORDS = frozenset(STOPWORDS_EN) | _QUESTION_WORDS | _AUXILIARIES
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-cased, stop-word-free, stemmed words; possessives fold into their word ("WeGO’s" → "wego")."""
-    words = (re.sub(r"['’]s$", "", w) for w in _WORD.findall(text.lower()))
+    """Lower-cased, stop-word-free, lemmatised then stemmed words, so that "said" meets "say" and "cities"
+    meets "city"; possessives fold into their word ("WeGO’s" → "wego")."""
+    words = (_lemma(re.sub(r"['’]s$", "", w)) for w in _WORD.findall(text.lower()))
     return _stemmer().stemWords([w for w in words if w not in _STOPWORDS and (len(w) > 1 or w.isdigit())])
 
 
@@ -77,6 +66,11 @@ def load_bm25(folder: Path) -> bm25s.BM25:
 
 def _idf(n_texts: int, df: int) -> float:
     return math.log(1 + (n_texts - df + 0.5) / (df + 0.5))
+
+
+@lru_cache(maxsize=1 << 16)
+def _lemma(word: str) -> str:
+    return simplemma.lemmatize(word, lang="en").lower()
 
 
 @cache

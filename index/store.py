@@ -19,7 +19,7 @@ import faiss
 from index import lexical
 from index.passages import Passage, Sentence
 
-FORMAT = 1
+FORMAT = 2
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 METADATA = "passages.json"

@@ -58,6 +58,11 @@ def test_sentences_keep_abbreviations_and_passages_overlap(tmp_path: Path) -> No
         assert later.first == earlier.last - 1, "consecutive passages share one sentence"
 
 
+def test_tokens_meet_across_inflections_and_drop_question_words() -> None:
+    assert tokenize("What did Rubinstein say about the cities?") == tokenize("Rubinstein said about a city")
+    assert tokenize("Where was it held? Who heads WeGO's office?") == ["hold", "head", "wego", "offic"]
+
+
 @pytest.mark.parametrize("content", [b"", b"\n\n  \n", b"\xff\xfe bad bytes \xff", b"---\n[unclosed\n---\ntext\n"])
 def test_unusable_document_is_named_in_the_error(tmp_path: Path, content: bytes) -> None:
     (tmp_path / "broken.txt").write_bytes(content)
