@@ -14,10 +14,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 from index.lexical import unseen_idf
-from index.retrieval import Retrieval
+from index.retrieval import Hit, Retrieval
 from index.store import Store
 
 ABSTAIN_TEXT = "The article doesn't seem to answer that."
+
+# "What does WeGO stand for?", "What is the full name of WeGO?": the answer is where the article spells it out.
+_ASKS_EXPANSION = re.compile(
+    r"\bwhat(?:'s| does| do| is)\s+(?:the\s+)?(?P<a>[\w&.-]+)\s+(?:stand|short)\s+for\b"
+    r"|\b(?:full name|expansion|abbreviation|acronym)\s+(?:of|for)\s+(?:the\s+)?(?P<b>[\w&.-]+)",
+    re.I,
+)
 
 # Questions that ask for a time, a quantity, a frequency, a name or an acronym's expansion can only be answered
 # by a sentence that contains one.
@@ -25,7 +32,7 @@ _EXPECTS = {
     re.compile(r"^\s*how often\b", re.I): re.compile(
         r"\b(daily|weekly|monthly|annual(ly)?|yearly|biennial|triennial|every|once|twice|times|per)\b", re.I
     ),
-    re.compile(r"\b(stand|short) for\b|\bfull name\b|\babbreviat", re.I): re.compile(r"\([A-Z][\w-]*\)"),
+    _ASKS_EXPANSION: re.compile(r"\([A-Z][\w-]*\)"),
     re.compile(r"^\s*who\b", re.I): re.compile(r"(?<=\S )[A-Z][a-z]|\b[A-Z]{2,}\b"),
     re.compile(r"^\s*(when|what (year|date|day|month|time)|in what year)\b", re.I): re.compile(
         r"\b(1\d{3}|20\d{2}|\d+(st|nd|rd|th)|(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*|"
@@ -88,6 +95,8 @@ class ExtractiveAnswerer:
     type_penalty: subtracted from a sentence's relevance when the question asks for a time or quantity that
         the sentence does not contain.
     companion_margin: how close to the best a further sentence must score to join the answer.
+    passages_considered / typed_passages: how many top passages the answer may come from; more when the
+        question asks for a type (a time, a quantity, a name…), which a lower-ranked passage may hold.
     """
 
     min_confidence: float = 0.6
@@ -96,13 +105,17 @@ class ExtractiveAnswerer:
     companion_margin: float = 0.05
     max_sentences: int = 3
     passages_considered: int = 3
+    typed_passages: int = 5
     see_also: int = 3
 
     def answer(self, question: str, retrieval: Retrieval, store: Store) -> Answer:
-        top = retrieval.hits[: self.passages_considered]
+        expected = [answer for asks, answer in _EXPECTS.items() if asks.search(question)]
+        top = retrieval.hits[: self.typed_passages if expected else self.passages_considered]
         if not top:
             return Answer(question, ABSTAIN_TEXT, abstained=True, citations=[])
-        relevance = self._relevance(question, retrieval, store, [h.passage for h in top])
+        relevance = self._relevance(retrieval, store, [h.passage for h in top], expected)
+        if definition := _definition(question, retrieval, store):
+            top, relevance = [definition[0]], {definition[1]: 1.0}
         best = max(relevance, key=relevance.__getitem__)
         confidence = relevance[best]
         if confidence < self.min_confidence:
@@ -116,12 +129,14 @@ class ExtractiveAnswerer:
         chosen = [best, *companions[: self.max_sentences - 1]]
         return self._compose(question, store, top, chosen, confidence)
 
-    def _relevance(self, question: str, retrieval: Retrieval, store: Store, passages: list[int]) -> dict[int, float]:
-        """Cosine similarity plus weighted vocabulary coverage, for every sentence of the given passages."""
+    def _relevance(
+        self, retrieval: Retrieval, store: Store, passages: list[int], expected: list[re.Pattern]
+    ) -> dict[int, float]:
+        """Cosine similarity plus weighted vocabulary coverage, less the type penalty where a sentence lacks what
+        the question asks for, for every sentence of the given passages."""
         terms = set(retrieval.query_tokens)
         weights = {t: store.idf.get(t, unseen_idf(len(store.passages))) for t in terms}
         total = sum(weights.values())
-        expected = [answer for asks, answer in _EXPECTS.items() if asks.search(question)]
         relevance = {}
         for passage in passages:
             for s in _sentences(store, passage):
@@ -142,6 +157,19 @@ class ExtractiveAnswerer:
                 cited[hit.passage] = _citation(store, len(cited) + 1, hit.passage, hit.score)
             parts.append(f"{store.sentences[s].text} [{cited[hit.passage].n}]")
         return Answer(question, " ".join(parts), False, list(cited.values()), [], round(confidence, 4))
+
+
+def _definition(question: str, retrieval: Retrieval, store: Store) -> tuple[Hit, int] | None:
+    """For "what does X stand for?", the best-ranked retrieved sentence that spells X out as "… (X)"."""
+    asked = _ASKS_EXPANSION.search(question)
+    if asked is None:
+        return None
+    marker = f"({asked['a'] or asked['b']})".lower()
+    for hit in retrieval.hits:
+        for s in _sentences(store, hit.passage):
+            if marker in store.sentences[s].text.lower():
+                return hit, s
+    return None
 
 
 def _sentences(store: Store, passage: int) -> range:
