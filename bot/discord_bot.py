@@ -20,6 +20,11 @@ from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# What the bot needs in a channel: read it, answer (in threads too) with embeds, reply to messages.
+PERMISSIONS = discord.Permissions(
+    view_channel=True, send_messages=True, send_messages_in_threads=True, embed_links=True, read_message_history=True
+)
+
 
 class _ArticleBotMixin:
     """What both bot classes share: Cogs, command sync and the error handler."""
@@ -56,6 +61,7 @@ class _ArticleBotMixin:
 
     async def on_ready(self) -> None:
         log.info("ready: logged in as %s, answering from %d passages", self.user, self.engine.sources().passages)
+        log.info("invite the bot to a server with %s", invite_url(self.application_id or 0))
 
     async def on_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         """Log the traceback; the user gets a short apology, never the traceback."""
@@ -72,6 +78,11 @@ class ArticleBot(_ArticleBotMixin, commands.Bot):
 
 class ShardedArticleBot(_ArticleBotMixin, commands.AutoShardedBot):
     """The same bot, sharded (SHARD_COUNT) for many servers."""
+
+
+def invite_url(application_id: int) -> str:
+    """The OAuth2 link that adds the bot to a server with the commands scope and the permissions it needs."""
+    return discord.utils.oauth_url(application_id, permissions=PERMISSIONS, scopes=("bot", "applications.commands"))
 
 
 def create_bot(settings: Settings, engine: Engine) -> commands.Bot:

@@ -1185,13 +1185,7 @@ class DiscordEmulator:
         kind, data = body.get("type"), body.get("data") or {}
         message: dict[str, Any] | None = None
         if kind == CALLBACK_CHANNEL_MESSAGE:
-            created = self._create_message(
-                int(interaction.payload["channel_id"]),
-                self.bot,
-                data,
-                interaction=interaction,
-                flags=data.get("flags", 0) & (SETTABLE_FLAGS | FLAG_EPHEMERAL),
-            )
+            created = self._interaction_message(interaction, data)
             if isinstance(created, web.Response):
                 return created
             message = created
@@ -1222,6 +1216,14 @@ class DiscordEmulator:
             await self._publish("MESSAGE_CREATE", message)
         return _json(answer) if request.query.get("with_response") in ("1", "true", "True") else _no_content()
 
+    def _interaction_message(
+        self, interaction: EmulatedInteraction, body: dict[str, Any]
+    ) -> dict[str, Any] | web.Response:
+        """A message the bot sends in answer to an interaction, in its channel, ephemeral if the body says so."""
+        flags = body.get("flags", 0) & (SETTABLE_FLAGS | FLAG_EPHEMERAL)
+        channel_id = int(interaction.payload["channel_id"])
+        return self._create_message(channel_id, self.bot, body, interaction=interaction, flags=flags)
+
     def _webhook_interaction(self, request: web.Request) -> EmulatedInteraction | None:
         interaction = self._interactions_by_token.get(request.match_info["token"])
         if interaction is None or int(request.match_info["application_id"]) != self.application_id:
@@ -1240,13 +1242,7 @@ class DiscordEmulator:
             # resolving the loading state": same message, its ephemerality fixed by the defer.
             response = await self._edit_message(self.messages[interaction.original_message_id], body)
         else:
-            message = self._create_message(
-                int(interaction.payload["channel_id"]),
-                self.bot,
-                body,
-                interaction=interaction,
-                flags=body.get("flags", 0) & (SETTABLE_FLAGS | FLAG_EPHEMERAL),
-            )
+            message = self._interaction_message(interaction, body)
             if isinstance(message, web.Response):
                 return message
             interaction.followup_message_ids.append(int(message["id"]))

@@ -19,7 +19,7 @@ import yaml
 from discord.ext import commands
 from discord_emulator import FLAG_EPHEMERAL, DiscordEmulator, RecordedRequest
 
-from bot.discord_bot import create_bot, run_bot
+from bot.discord_bot import PERMISSIONS, create_bot, invite_url, run_bot
 from bot.engine import Engine
 from bot.settings import Settings, load_settings
 from index.embedder import Embedder
@@ -29,6 +29,7 @@ pytestmark = pytest.mark.timeout(180)
 CALLBACK_MESSAGE, CALLBACK_DEFERRED = 4, 5
 SECRETARIAT = "Who heads WeGO's secretariat?"
 OFF_TOPIC = "What is the capital of Australia?"
+README = Path(__file__).parents[1] / "README.md"
 ANSWERABLE = yaml.safe_load((Path(__file__).parent / "questions.yaml").read_text(encoding="utf-8"))["answerable"]
 
 StartBot = Callable[..., Awaitable[commands.Bot]]
@@ -103,6 +104,8 @@ async def test_mention_gets_a_cited_answer(emu: DiscordEmulator, start_bot: Star
     assert reply.response["type"] == 19, "a reply to the question's message"
     assert_no_pings(reply)
     assert any(r.message.startswith("ready: logged in as") for r in caplog.records)
+    assert invite_url(emu.application_id) in caplog.text
+    assert f"permissions={PERMISSIONS.value}" in README.read_text(encoding="utf-8"), "README's invite link"
     [sync] = emu.command_syncs
     assert sync.guild_id == emu.guild_id and sorted(sync.names) == ["ask", "help", "rebuild", "sources"]
     [rebuild] = [c for c in sync.commands if c["name"] == "rebuild"]
