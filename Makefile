@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test lint format bench-quality bench-speed clean
+.PHONY: install run test lint format bench-quality bench-speed bench-scale clean
 
 install: $(STAMP)
 
@@ -39,6 +39,9 @@ bench-quality: install
 
 bench-speed: install
 	$(BIN)/python benchmarks/speed.py
+
+bench-scale: install
+	$(BIN)/python benchmarks/scale.py
 
 clean:
 	rm -rf $(VENV) data/index .pytest_cache .ruff_cache

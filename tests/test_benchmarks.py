@@ -103,3 +103,23 @@ def test_speed_benchmark_quick_run_prints_ratios(tiny_squad: Path, tmp_path: Pat
         assert results[section][ratio] > 0
     assert results["memory"]["peak_rss_mb"] > 50
     assert "p50_ratio=" in run.stdout
+
+
+@pytest.mark.timeout(120)
+def test_scale_benchmark_measures_exact_approximate_and_bm25(tiny_squad: Path, tmp_path: Path) -> None:
+    sizes = ["--sizes", "2000", "5000", "--queries", "4"]
+    run = subprocess.run(
+        [sys.executable, "benchmarks/scale.py", "--data", str(tiny_squad), *sizes, "--out-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = json.loads((tmp_path / "scale.json").read_text())["rows"]
+    assert [r["n"] for r in rows] == [2000] * 3 + [5000] * 3
+    assert ["IVF" if r["index"].startswith("IVF") else r["index"] for r in rows] == ["Flat", "IVF", "BM25"] * 2
+    assert all(r["build_s"] > 0 and r["disk_mb"] > 0 and 0 < r["k10_p50_ms"] <= r["k10_p95_ms"] for r in rows)
+    assert all(0 <= r["recall_at_10"] <= 1 for r in rows if r["index"] != "BM25")
+    assert [r["engine"] for r in rows] == [True, False, True] * 2  # exact below APPROX_INDEX_THRESHOLD
+    assert (tmp_path / "scale.png").stat().st_size > 10_000
+    assert "| 5,000 | `IVF" in run.stdout
