@@ -42,9 +42,10 @@ def tune(index: faiss.Index, nprobe: int, ef_search: int) -> faiss.Index:
     if ivf is not None:
         ivf.nprobe = nprobe
         ivf.make_direct_map()  # lets candidates be re-scored exactly by `reconstruct_batch`
-    hnsw = getattr(faiss.downcast_index(index), "hnsw", None)
-    if hnsw is not None:
-        hnsw.efSearch = ef_search
+    for part in (index, None if ivf is None else ivf.quantizer):  # HNSW as the index or as IVF's quantizer
+        hnsw = getattr(faiss.downcast_index(part), "hnsw", None) if part is not None else None
+        if hnsw is not None:
+            hnsw.efSearch = max(ef_search, nprobe)  # a quantizer must find at least the `nprobe` lists
     return index
 
 

@@ -10,8 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import faiss
 import pytest
 
+from bot.engine import Engine
 from bot.settings import BUNDLED_CORPUS, load_settings
 from index.build import IndexConfig, build
 from index.documents import CorpusError, load_corpus
@@ -131,3 +133,23 @@ def test_killed_build_leaves_the_previous_index_loadable(tmp_path: Path, embedde
     assert store.manifest["counts"]["passages"] == 12
     settings = load_settings(index_dir=index_dir, _env_file=None)
     assert build(config(Path(settings.corpus_dir), index_dir), embedder).unchanged
+
+
+@pytest.mark.parametrize(("index_type", "threshold"), [("auto", 1), ("HNSW16,Flat", 0), ("IVF8_HNSW8,Flat", 0)])
+def test_approximate_indexes_answer_like_the_exact_one(
+    tmp_path: Path, embedder: Embedder, index_type: str, threshold: int
+) -> None:
+    """Above APPROX_INDEX_THRESHOLD (here: always) the engine builds and tunes the index INDEX_TYPE describes."""
+    settings = load_settings(
+        index_dir=tmp_path, index_type=index_type, approx_index_threshold=max(threshold, 1), nprobe=24, _env_file=None
+    )
+    engine = Engine(settings, embedder)
+    answer = engine.ask("Who heads WeGO's secretariat?")
+    assert "Park Jung-sook" in answer.text and answer.citations[0].paragraph == 11
+    factory = engine._store.manifest["index_factory"]
+    assert factory.startswith("IVF") if index_type == "auto" else factory == index_type
+    ivf = faiss.try_extract_index_ivf(engine._store.vectors)
+    if ivf is not None:
+        assert ivf.nprobe == 24
+        quantizer = faiss.downcast_index(ivf.quantizer)
+        assert not hasattr(quantizer, "hnsw") or quantizer.hnsw.efSearch >= 24
