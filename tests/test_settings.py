@@ -1,0 +1,45 @@
+"""Settings: every variable documented where users look, bad values refused in one line, the token kept secret."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.settings import Settings, SettingsError, load_settings
+
+ROOT = Path(__file__).parents[1]
+ENV_EXAMPLE = ROOT / ".env.example"
+
+
+def test_every_setting_is_in_env_example_and_the_readme_with_its_default() -> None:
+    names = {name.upper() for name in Settings.model_fields}
+    lines = ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
+    assert {line.split("=", 1)[0] for line in lines if line and not line.startswith("#")} == names
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert [name for name in sorted(names) if f"`{name}`" not in readme] == []
+    assert load_settings(_env_file=ENV_EXAMPLE) == load_settings(_env_file=None), "the example shows the defaults"
+
+
+def test_lists_and_booleans_parse_from_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ADMIN_USER_IDS", "123, 456,")
+    monkeypatch.setenv("ALLOW_DMS", "false")
+    settings = load_settings(_env_file=None)
+    assert settings.admin_user_ids == [123, 456] and settings.allow_dms is False
+
+
+def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COOLDOWN_SECONDS", "-1")
+    monkeypatch.setenv("ADMIN_ROLE_IDS", "admins")
+    with pytest.raises(SettingsError) as error:
+        load_settings(_env_file=None)
+    message = str(error.value)
+    assert "\n" not in message and "COOLDOWN_SECONDS" in message and "ADMIN_ROLE_IDS" in message
+
+
+def test_the_token_never_shows(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    token = "MTIz.secret-part.of-the-token"
+    (tmp_path / ".env").write_text(f"DISCORD_TOKEN={token}\n", encoding="utf-8")
+    settings = load_settings(_env_file=tmp_path / ".env")
+    assert settings.discord_token is not None and settings.discord_token.get_secret_value() == token
+    assert token not in repr(settings) and token not in str(settings.model_dump())
