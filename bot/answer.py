@@ -27,13 +27,13 @@ _ASKS_EXPANSION = re.compile(
 )
 
 # Questions that ask for a time, a quantity, a frequency, a name or an acronym's expansion can only be answered
-# by a sentence that contains one.
+# by a sentence that contains one, other than what the question itself already says.
 _EXPECTS = {
     re.compile(r"^\s*how often\b", re.I): re.compile(
         r"\b(daily|weekly|monthly|annual(ly)?|yearly|biennial|triennial|every|once|twice|times|per)\b", re.I
     ),
     _ASKS_EXPANSION: re.compile(r"\([A-Z][\w-]*\)"),
-    re.compile(r"^\s*who\b", re.I): re.compile(r"(?<=\S )[A-Z][a-z]|\b[A-Z]{2,}\b"),
+    re.compile(r"^\s*who\b", re.I): re.compile(r"(?<=\S )[A-Z][a-z][\w-]*|\b[A-Z]{2,}[\w-]*"),
     re.compile(r"^\s*(when|what (year|date|day|month|time)|in what year)\b", re.I): re.compile(
         r"\b(1\d{3}|20\d{2}|\d+(st|nd|rd|th)|(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*|"
         r"(mon|tues|wednes|thurs|fri|satur|sun)day|today|yesterday|tomorrow|century|centuries|decades?|"
@@ -41,7 +41,7 @@ _EXPECTS = {
         re.I,
     ),
     re.compile(r"^\s*how (many|much|long|old|far|big|large)\b", re.I): re.compile(
-        r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand|million|billion|dozen|"
+        r"\d[\d,.]*|\b(one|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand|million|billion|dozen|"
         r"several|few|many|free)\b",
         re.I,
     ),
@@ -113,7 +113,8 @@ class ExtractiveAnswerer:
         top = retrieval.hits[: self.typed_passages if expected else self.passages_considered]
         if not top:
             return Answer(question, ABSTAIN_TEXT, abstained=True, citations=[])
-        relevance = self._relevance(retrieval, store, [h.passage for h in top], expected)
+        asked = frozenset(w.lower() for w in re.findall(r"[\w-]+", question))
+        relevance = self._relevance(retrieval, store, [h.passage for h in top], expected, asked)
         if definition := _definition(question, retrieval, store):
             top, relevance = [definition[0]], {definition[1]: 1.0}
         best = max(relevance, key=relevance.__getitem__)
@@ -130,7 +131,7 @@ class ExtractiveAnswerer:
         return self._compose(question, store, top, chosen, confidence)
 
     def _relevance(
-        self, retrieval: Retrieval, store: Store, passages: list[int], expected: list[re.Pattern]
+        self, retrieval: Retrieval, store: Store, passages: list[int], expected: list[re.Pattern], asked: frozenset
     ) -> dict[int, float]:
         """Cosine similarity plus weighted vocabulary coverage, less the type penalty where a sentence lacks what
         the question asks for, for every sentence of the given passages."""
@@ -141,7 +142,7 @@ class ExtractiveAnswerer:
         for passage in passages:
             for s in _sentences(store, passage):
                 covered = sum(weights[t] for t in terms & store.sentence_tokens[s]) / total if total else 0.0
-                mismatch = any(not answer.search(store.sentences[s].text) for answer in expected)
+                mismatch = any(not _offers(answer, store.sentences[s].text, asked) for answer in expected)
                 relevance[s] = (
                     retrieval.sentence_similarity[s] + self.coverage_weight * covered - self.type_penalty * mismatch
                 )
@@ -157,6 +158,11 @@ class ExtractiveAnswerer:
                 cited[hit.passage] = _citation(store, len(cited) + 1, hit.passage, hit.score)
             parts.append(f"{store.sentences[s].text} [{cited[hit.passage].n}]")
         return Answer(question, " ".join(parts), False, list(cited.values()), [], round(confidence, 4))
+
+
+def _offers(kind: re.Pattern, text: str, asked: frozenset[str]) -> bool:
+    """Whether `text` holds something of the asked kind (a name, a date…) that is not one of the question's words."""
+    return any(m.group(0).lower() not in asked for m in kind.finditer(text))
 
 
 def _definition(question: str, retrieval: Retrieval, store: Store) -> tuple[Hit, int] | None:
