@@ -557,6 +557,16 @@ class DiscordEmulator:
             await asyncio.sleep(0.01)
         return value
 
+    async def wait_for_responses(self, interaction_id: int, count: int, timeout: float = 5.0) -> list[RecordedRequest]:
+        """Wait until the bot made ``count`` requests answering an interaction (callback, follow-ups, edits);
+        return those first ``count``."""
+
+        def first() -> list[RecordedRequest]:
+            made = self.interaction_responses(interaction_id)
+            return made[:count] if len(made) >= count else []
+
+        return await self.wait_for(first, timeout)
+
     async def wait_until_identified(self, timeout: float = 10.0) -> GatewaySession:
         """Wait until the client identified and received READY and the guild's GUILD_CREATE."""
 

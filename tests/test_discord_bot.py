@@ -59,18 +59,6 @@ async def ask_by_mention(emu: DiscordEmulator, user: int, question: str, **where
     return reply
 
 
-async def interaction_replies(emu: DiscordEmulator, interaction: Any, count: int) -> list[RecordedRequest]:
-    """The first `count` requests the bot made to respond to an interaction."""
-    return await emu.wait_for(
-        lambda: (
-            emu.interaction_responses(interaction.id)[:count]
-            if len(emu.interaction_responses(interaction.id)) >= count
-            else []
-        ),
-        timeout=60,
-    )
-
-
 def embed_text(embed: dict[str, Any]) -> str:
     return "\n".join([embed["description"], *(f"{f['name']}\n{f['value']}" for f in embed.get("fields", []))])
 
@@ -117,7 +105,7 @@ async def test_slash_ask_defers_then_follows_up_with_the_same_answer(emu: Discor
     user = emu.add_member("carol")
     await start_bot()
     interaction = await emu.send_slash_command(user, "ask", {"question": SECRETARIAT})
-    defer, followup = await interaction_replies(emu, interaction, 2)
+    defer, followup = await emu.wait_for_responses(interaction.id, 2, timeout=60)
 
     assert defer.body["type"] == CALLBACK_DEFERRED and defer.query.get("with_response") in ("1", "true", "True")
     assert followup.method == "POST" and followup.route == "/webhooks/{application_id}/{token}"
@@ -153,7 +141,7 @@ async def test_bad_input_is_handled_politely(emu: DiscordEmulator, start_bot: St
     too_long = await ask_by_mention(emu, user, "why " * 200)
     assert f"under {engine.settings.max_question_chars}" in too_long.body["content"]
     interaction = await emu.send_slash_command(user, "ask", {"question": "why " * 200})
-    _, refusal = await interaction_replies(emu, interaction, 2)
+    _, refusal = await emu.wait_for_responses(interaction.id, 2, timeout=60)
     assert f"under {engine.settings.max_question_chars}" in refusal.body["content"]
 
     from_bot = await emu.send_message(other_bot, SECRETARIAT, mention_bot=True)
@@ -174,7 +162,7 @@ async def test_everyone_and_mentions_in_a_question_ping_nobody(emu: DiscordEmula
     assert_no_pings(reply)
     assert "@everyone" not in reply.body["embeds"][0]["title"].replace("@\u200beveryone", "")
     interaction = await emu.send_slash_command(user, "ask", {"question": question})
-    _, followup = await interaction_replies(emu, interaction, 2)
+    _, followup = await emu.wait_for_responses(interaction.id, 2, timeout=60)
     assert_no_pings(followup)
 
 
@@ -210,7 +198,7 @@ async def test_sources_and_help(emu: DiscordEmulator, start_bot: StartBot, engin
     await start_bot()
 
     sources = await emu.send_slash_command(user, "sources")
-    [callback] = await interaction_replies(emu, sources, 1)
+    [callback] = await emu.wait_for_responses(sources.id, 1, timeout=60)
     assert callback.body["type"] == CALLBACK_MESSAGE and callback.body["data"]["flags"] & FLAG_EPHEMERAL
     [embed] = callback.body["data"]["embeds"]
     [document] = engine.sources().documents
@@ -219,7 +207,7 @@ async def test_sources_and_help(emu: DiscordEmulator, start_bot: StartBot, engin
     assert engine.sources().built_at in embed["description"]
 
     help_ = await emu.send_slash_command(user, "help")
-    [callback] = await interaction_replies(emu, help_, 1)
+    [callback] = await emu.wait_for_responses(help_.id, 1, timeout=60)
     assert "/ask" in callback.body["data"]["content"] and "/rebuild" in callback.body["data"]["content"]
 
 
@@ -261,7 +249,7 @@ async def test_cooldown_says_when_to_try_again(emu: DiscordEmulator, start_bot: 
     again = await ask_by_mention(emu, user, "where was it held?")
     assert "Try again in 60 s" in again.body["content"]
     interaction = await emu.send_slash_command(user, "ask", {"question": "where was it held?"})
-    [refusal] = await interaction_replies(emu, interaction, 1)
+    [refusal] = await emu.wait_for_responses(interaction.id, 1, timeout=60)
     assert "Try again in" in refusal.body["data"]["content"] and refusal.body["data"]["flags"] & FLAG_EPHEMERAL
     assert "embeds" in (await ask_by_mention(emu, other, "where was it held?")).body, "other users are not slowed"
 
@@ -279,7 +267,7 @@ async def test_a_failing_command_logs_and_apologises(
     with caplog.at_level(logging.ERROR):
         reply = await ask_by_mention(emu, user, SECRETARIAT)
         interaction = await emu.send_slash_command(user, "ask", {"question": SECRETARIAT})
-        _, apology = await interaction_replies(emu, interaction, 2)
+        _, apology = await emu.wait_for_responses(interaction.id, 2, timeout=60)
     for text in (reply.body["content"], apology.body["content"]):
         assert text.startswith("Sorry, something went wrong") and "disk vanished" not in text
     assert sum(1 for r in caplog.records if r.exc_info and "disk vanished" in str(r.exc_info[1])) == 2
@@ -292,7 +280,7 @@ async def test_rebuild_is_refused_to_non_admins(emu: DiscordEmulator, start_bot:
     built_at = own_engine.sources().built_at
 
     interaction = await emu.send_slash_command(user, "rebuild")
-    [refusal] = await interaction_replies(emu, interaction, 1)
+    [refusal] = await emu.wait_for_responses(interaction.id, 1, timeout=60)
     assert refusal.body["type"] == CALLBACK_MESSAGE and refusal.body["data"]["flags"] & FLAG_EPHEMERAL
     assert "Only server administrators" in refusal.body["data"]["content"]
     await asyncio.sleep(0.2)
@@ -312,7 +300,7 @@ async def test_admin_roles_and_users_may_rebuild(emu: DiscordEmulator, start_bot
 
     for user in (by_role, by_id, by_permission, emu.owner_id):
         interaction = await emu.send_slash_command(user, "rebuild")
-        _, done = await interaction_replies(emu, interaction, 2)
+        _, done = await emu.wait_for_responses(interaction.id, 2, timeout=60)
         assert done.method == "PATCH" and done.path.endswith("/messages/@original")
         assert done.body["content"].startswith("Index already up to date: 1 documents")
 
@@ -327,18 +315,18 @@ async def test_admin_rebuild_swaps_in_new_documents_while_answering(
     _write_festival(own_engine.config.corpus_dir / "festival.txt")
 
     rebuild = await emu.send_slash_command(admin, "rebuild")
-    [started] = await interaction_replies(emu, rebuild, 1)
+    [started] = await emu.wait_for_responses(rebuild.id, 1, timeout=60)
     assert "Rebuilding" in started.body["data"]["content"] and started.body["data"]["flags"] & FLAG_EPHEMERAL
     await emu.wait_for(lambda: own_engine.rebuilding, timeout=10)
     during = [await ask_by_mention(emu, user, SECRETARIAT) for _ in range(3)]
     second = await emu.send_slash_command(admin, "rebuild")
-    [busy] = await interaction_replies(emu, second, 1)
+    [busy] = await emu.wait_for_responses(second.id, 1, timeout=60)
     assert "already running" in busy.body["data"]["content"]
     assert own_engine.rebuilding, "the questions were answered while the rebuild was still running"
     for reply in during:
         assert_cited_answer(reply.body["embeds"][0], "Park Jung-sook", 11)
 
-    _, done = await interaction_replies(emu, rebuild, 2)
+    _, done = await emu.wait_for_responses(rebuild.id, 2, timeout=60)
     assert done.body["content"].startswith("Index rebuilt: 2 documents")
     embed = (await ask_by_mention(emu, user, question)).body["embeds"][0]
     assert "Ilse Marrow" in embed["description"] and "Harbour Lantern Festival" in embed["fields"][0]["name"]
@@ -353,7 +341,7 @@ async def test_a_failed_rebuild_keeps_the_old_index(
     (own_engine.config.corpus_dir / "empty.txt").write_text("\n", encoding="utf-8")
 
     interaction = await emu.send_slash_command(admin, "rebuild")
-    _, failed = await interaction_replies(emu, interaction, 2)
+    _, failed = await emu.wait_for_responses(interaction.id, 2, timeout=60)
     assert failed.body["content"].startswith("Rebuild failed, still answering from the previous index")
     assert "empty.txt" in failed.body["content"]
     assert_cited_answer((await ask_by_mention(emu, admin, SECRETARIAT)).body["embeds"][0], "Park Jung-sook", 11)

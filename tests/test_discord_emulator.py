@@ -4,14 +4,13 @@ syncs its commands, answers mentions and slash commands, resumes after a reconne
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import discord
 import pytest
 from discord import app_commands
 from discord.ext import commands
-from discord_emulator import FLAG_EPHEMERAL, DiscordEmulator, RecordedRequest
+from discord_emulator import FLAG_EPHEMERAL, DiscordEmulator
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -86,15 +85,6 @@ def default_intents() -> discord.Intents:
     intents = discord.Intents.default()
     intents.message_content = True
     return intents
-
-
-def responses(emu: DiscordEmulator, interaction_id: int, count: int) -> Callable[[], list[RecordedRequest]]:
-    """A wait_for predicate: the interaction's first ``count`` responses, once there are that many."""
-    return lambda: (
-        emu.interaction_responses(interaction_id)[:count]
-        if len(emu.interaction_responses(interaction_id)) >= count
-        else []
-    )
 
 
 async def test_login_ready_guild_and_command_sync(emu: DiscordEmulator, run_bot) -> None:
@@ -181,7 +171,7 @@ async def test_slash_command_defer_then_followup(emu: DiscordEmulator, run_bot) 
 
     interaction = await emu.send_slash_command(user, "ping")
     assert interaction.payload["data"]["guild_id"] == str(emu.guild_id), "a guild command carries its guild"
-    callback, followup = await emu.wait_for(responses(emu, interaction.id, 2))
+    callback, followup = await emu.wait_for_responses(interaction.id, 2)
 
     assert (callback.method, callback.route) == ("POST", "/interactions/{interaction_id}/{token}/callback")
     assert callback.query == {"with_response": "1"} and callback.body == {"type": 5}
@@ -205,7 +195,7 @@ async def test_ephemeral_defer_then_edit_original(emu: DiscordEmulator, run_bot)
     await run_bot(PingBot(emu.guild_id, default_intents()))
 
     interaction = await emu.send_slash_command(user, "secret")
-    callback, edit = await emu.wait_for(responses(emu, interaction.id, 2))
+    callback, edit = await emu.wait_for_responses(interaction.id, 2)
     assert callback.body == {"type": 5, "data": {"flags": FLAG_EPHEMERAL}}
     assert callback.response["interaction"]["response_message_ephemeral"] is True
     assert (edit.method, edit.path) == (
@@ -225,7 +215,7 @@ async def test_role_permissions_reach_the_interaction(emu: DiscordEmulator, run_
 
     for user, expected in ((admin, True), (member, False), (emu.owner_id, True)):
         interaction = await emu.send_slash_command(user, "whoami")
-        [callback] = await emu.wait_for(responses(emu, interaction.id, 1))
+        [callback] = await emu.wait_for_responses(interaction.id, 1)
         assert callback.body["type"] == 4
         assert callback.body["data"]["content"] == f"administrator={expected}"
         assert callback.body["data"]["flags"] == FLAG_EPHEMERAL
@@ -243,7 +233,7 @@ async def test_command_options_and_unregistered_commands(emu: DiscordEmulator, r
         {"name": "text", "type": 3, "value": "hi"},
         {"name": "times", "type": 4, "value": 3},
     ]
-    [callback] = await emu.wait_for(responses(emu, interaction.id, 1))
+    [callback] = await emu.wait_for_responses(interaction.id, 1)
     assert callback.body["data"]["content"] == "hihihi"
     assert callback.response["resource"]["message"]["type"] == 20
     with pytest.raises(LookupError):
@@ -260,7 +250,7 @@ async def test_acknowledging_after_three_seconds_fails(emu: DiscordEmulator, run
     bot = await run_bot(PingBot(emu.guild_id, default_intents()))
 
     interaction = await emu.send_slash_command(user, "slow")
-    [callback] = await emu.wait_for(responses(emu, interaction.id, 1))
+    [callback] = await emu.wait_for_responses(interaction.id, 1)
     assert callback.status == 404 and callback.response == {"message": "Unknown interaction", "code": 10062}
     [error] = await emu.wait_for(lambda: bot.errors)
     assert isinstance(error, discord.NotFound) and error.code == 10062
@@ -280,7 +270,7 @@ async def test_resume_after_reconnect_replays_missed_events(emu: DiscordEmulator
     assert len(emu.gateway_received(op=2)) == 1 and len(emu.gateway_received(op=6)) == 1
     assert first.ws.closed
     interaction = await emu.send_slash_command(user, "ping")
-    await emu.wait_for(responses(emu, interaction.id, 2))
+    await emu.wait_for_responses(interaction.id, 2)
 
 
 async def test_direct_messages(emu: DiscordEmulator, run_bot) -> None:
