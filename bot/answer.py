@@ -113,10 +113,11 @@ class ExtractiveAnswerer:
         top = retrieval.hits[: self.typed_passages if expected else self.passages_considered]
         if not top:
             return Answer(question, ABSTAIN_TEXT, abstained=True, citations=[])
-        asked = frozenset(w.lower() for w in re.findall(r"[\w-]+", question))
-        relevance = self._relevance(retrieval, store, [h.passage for h in top], expected, asked)
         if definition := _definition(question, retrieval, store):
             top, relevance = [definition[0]], {definition[1]: 1.0}
+        else:
+            asked = frozenset(w.lower() for w in re.findall(r"[\w-]+", question))
+            relevance = self._relevance(retrieval, store, [h.passage for h in top], expected, asked)
         best = max(relevance, key=relevance.__getitem__)
         confidence = relevance[best]
         if confidence < self.min_confidence:

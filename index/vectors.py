@@ -38,15 +38,20 @@ def build_index(vectors: np.ndarray, factory: str) -> faiss.Index:
 
 def tune(index: faiss.Index, nprobe: int, ef_search: int) -> faiss.Index:
     """Set the search-time accuracy knobs of an approximate index (no-op for exact ones); returns it."""
+    _set_ef_search(index, ef_search)
     ivf = faiss.try_extract_index_ivf(index)
     if ivf is not None:
         ivf.nprobe = nprobe
         ivf.make_direct_map()  # lets candidates be re-scored exactly by `reconstruct_batch`
-    for part in (index, None if ivf is None else ivf.quantizer):  # HNSW as the index or as IVF's quantizer
-        hnsw = getattr(faiss.downcast_index(part), "hnsw", None) if part is not None else None
-        if hnsw is not None:
-            hnsw.efSearch = max(ef_search, nprobe)  # a quantizer must find at least the `nprobe` lists
+        _set_ef_search(ivf.quantizer, max(ef_search, nprobe))  # an HNSW quantizer must find the `nprobe` lists
     return index
+
+
+def _set_ef_search(index: faiss.Index, ef_search: int) -> None:
+    """The candidate-list size of an HNSW index; other indexes have none."""
+    hnsw = getattr(faiss.downcast_index(index), "hnsw", None)
+    if hnsw is not None:
+        hnsw.efSearch = ef_search
 
 
 def _training_sample(vectors: np.ndarray, factory: str, per_list: int = 64) -> np.ndarray:
