@@ -1,0 +1,186 @@
+"""The learned reader: a question and a few passages in, per passage the best answer span and how much better
+it scores than "no answer here".
+
+An extractive question-answering model in the SQuAD 2.0 style (start/end logits, with the [CLS] token standing
+for "no answer"). Each passage is read after the sentence that precedes it in its document, so that "it" or
+"she" can be resolved, but the answer is only ever taken from the passage itself. The bundled reader is
+all-MiniLM-L6-v2 fine-tuned by `training/train_reader.py`; it ships as the tensors that differ from that base
+model, checked against a recorded checksum, and any Hugging Face question-answering model can replace it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before huggingface_hub is imported: never reach for the hub
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForQuestionAnswering, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import logging as transformers_logging
+
+from index.embedder import ModelError, model_location
+
+BUNDLED_DIR = Path(__file__).parent / "reader_model"
+BUNDLED = "bundled"
+NONE = "none"
+WEIGHTS = "reader.safetensors"
+CARD = "reader.json"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the reader sees of one passage: the text before it (to resolve references) and the passage."""
+
+    before: str
+    passage: str
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The best answer span in one passage (character offsets into the passage) and the scores behind it."""
+
+    start: int
+    end: int
+    span_score: float
+    null_score: float
+
+    @property
+    def margin(self) -> float:
+        """How much the span beats "no answer": the reader's evidence that this passage answers."""
+        return self.span_score - self.null_score
+
+
+@dataclass(frozen=True)
+class ReaderConfig:
+    """How questions and passages are cut into model inputs; recorded with the trained weights."""
+
+    max_length: int = 256
+    stride: int = 96
+    max_answer_tokens: int = 30
+
+
+class Reader:
+    """Reads passages with an extractive QA model; `read` is batched over passages and windows."""
+
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, config: ReaderConfig) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.config = config
+
+    @classmethod
+    def load(cls, name: str = BUNDLED) -> Reader:
+        """The bundled reader, or any Hugging Face question-answering model name or local folder."""
+        if name == BUNDLED:
+            return load_bundled(BUNDLED_DIR)
+        try:
+            model = AutoModelForQuestionAnswering.from_pretrained(name)
+            tokenizer = AutoTokenizer.from_pretrained(name)
+        except (OSError, ValueError) as exc:
+            raise ModelError(
+                f"reader model {name!r} could not be loaded offline ({exc}); set READER_MODEL to a local "
+                f"question-answering model folder, to {BUNDLED!r} (ships with the install) or to {NONE!r}"
+            ) from exc
+        return cls(model, tokenizer, ReaderConfig())
+
+    def read(self, question: str, contexts: Sequence[Context]) -> list[Reading]:
+        """One Reading per context, from a single batched forward pass over all their windows."""
+        if not contexts:
+            return []
+        texts = [joined(c) for c in contexts]
+        encoded = self.tokenizer(
+            [question] * len(texts),
+            texts,
+            truncation="only_second",
+            max_length=self.config.max_length,
+            stride=self.config.stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            padding=True,
+            return_tensors="pt",
+        )
+        owners = encoded.pop("overflow_to_sample_mapping").tolist()
+        offsets = encoded.pop("offset_mapping").numpy()
+        with torch.inference_mode():
+            output = self.model(**encoded)
+        starts, ends = output.start_logits.float().numpy(), output.end_logits.float().numpy()
+        best: list[Reading | None] = [None] * len(contexts)
+        for window, owner in enumerate(owners):
+            answerable = _passage_tokens(encoded.sequence_ids(window), offsets[window], passage_offset(contexts[owner]))
+            reading = self._best_span(starts[window], ends[window], answerable, offsets[window], contexts[owner])
+            best[owner] = _merge(best[owner], reading)
+        return [r for r in best if r is not None]
+
+    def _best_span(
+        self, starts: np.ndarray, ends: np.ndarray, answerable: np.ndarray, offsets: np.ndarray, context: Context
+    ) -> Reading:
+        """The highest-scoring span of at most `max_answer_tokens` tokens inside the passage part of one window."""
+        null = float(starts[0] + ends[0])
+        if not answerable.any():
+            return Reading(0, 0, -np.inf, null)
+        scores = starts[:, None] + ends[None, :]
+        length = np.arange(len(starts))
+        allowed = (length[None, :] >= length[:, None]) & (
+            length[None, :] - length[:, None] < self.config.max_answer_tokens
+        )
+        scores = np.where(allowed & answerable[:, None] & answerable[None, :], scores, -np.inf)
+        first, last = np.unravel_index(int(np.argmax(scores)), scores.shape)
+        shift = passage_offset(context)
+        return Reading(int(offsets[first][0]) - shift, int(offsets[last][1]) - shift, float(scores[first, last]), null)
+
+
+def joined(context: Context) -> str:
+    """The text the reader is given: the preceding text, then the passage."""
+    return f"{context.before} {context.passage}" if context.before else context.passage
+
+
+def passage_offset(context: Context) -> int:
+    """Where the passage starts in `joined(context)`."""
+    return len(context.before) + 1 if context.before else 0
+
+
+def _passage_tokens(sequence_ids: list[int | None], offsets: np.ndarray, start: int) -> np.ndarray:
+    """Which tokens of a window may be part of an answer: context tokens inside the passage."""
+    return np.array([s == 1 and o[0] >= start and o[1] > o[0] for s, o in zip(sequence_ids, offsets, strict=True)])
+
+
+def _merge(current: Reading | None, new: Reading) -> Reading:
+    """Combine the windows of one passage: the best span anywhere, against the lowest no-answer score."""
+    if current is None:
+        return new
+    span = new if new.span_score > current.span_score else current
+    return Reading(span.start, span.end, span.span_score, min(current.null_score, new.null_score))
+
+
+def load_bundled(folder: Path) -> Reader:
+    """The base model with the trained tensors of `folder` laid over it, after checking their checksum."""
+    card = json.loads((folder / CARD).read_text(encoding="utf-8"))
+    weights = folder / WEIGHTS
+    if not weights.exists() or sha256(weights) != card["sha256"]:
+        raise ModelError(f"the reader weights in {folder} are missing or corrupt: reinstall, or set READER_MODEL=none")
+    base = model_location(card["base_model"])
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()  # the base has no QA head yet: its "newly initialized" note is noise
+    try:
+        model = AutoModelForQuestionAnswering.from_pretrained(base)
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+    trained = {k: v.float() for k, v in load_file(weights).items()}
+    missing, unexpected = model.load_state_dict(trained, strict=False)
+    if unexpected or any(k not in card["frozen"] for k in missing):
+        raise ModelError(f"the reader weights in {folder} do not fit {card['base_model']}: retrain or reinstall")
+    log.info("reader loaded: %s fine-tuned (%s)", card["base_model"], weights.name)
+    return Reader(model, AutoTokenizer.from_pretrained(base), ReaderConfig(**card["config"]))
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
