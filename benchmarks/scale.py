@@ -38,15 +38,13 @@ import matplotlib.pyplot as plt
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from quality import DEFAULT_DATA, questions, write_corpus
 
 from bot.settings import Settings, load_settings
 from index import lexical, vectors
 from index.documents import load_corpus
 from index.embedder import Embedder
 from index.passages import Chunking, chunk
+from training.squad import BENCHMARK_DATA, questions, write_corpus
 
 RESULTS = ROOT / "benchmarks" / "results"
 SIZES = (10_000, 100_000, 1_000_000)
@@ -76,7 +74,7 @@ def load_inputs(path: Path, count: int) -> Inputs:
         write_corpus(articles, Path(tmp) / "corpus")
         passages, sentences = chunk(load_corpus(Path(tmp) / "corpus"), Chunking())
     texts = list(dict.fromkeys([p.text for p in passages] + [s.text for s in sentences]))
-    asked = [row["question"] for row in questions(articles, count)]
+    asked = [row["question"] for row in questions(articles)[:count]]
     embedder = Embedder().load()
     return Inputs(
         real=embedder.encode(texts),
@@ -166,7 +164,7 @@ def run_scale(
     out_dir: Path,
     sizes: Sequence[int] = SIZES,
     queries: int = 300,
-    data: Path = DEFAULT_DATA,
+    data: Path = BENCHMARK_DATA,
     bm25: bool = True,
 ) -> dict:
     """Measure every size, print the table, write `scale.json` and `scale.png` into `out_dir`; the results."""
@@ -281,7 +279,7 @@ def main() -> None:
     )
     parser.add_argument("--queries", type=int, default=300, help="questions asked of each index")
     parser.add_argument("--out-dir", type=Path, default=RESULTS, help="where scale.json and scale.png go")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="SQuAD-format file: texts and questions")
+    parser.add_argument("--data", type=Path, default=BENCHMARK_DATA, help="SQuAD-format file: texts and questions")
     parser.add_argument("--no-bm25", dest="bm25", action="store_false", help="leave BM25 out")
     args = parser.parse_args()
     run_scale(args.out_dir, args.sizes, args.queries, args.data, args.bm25)

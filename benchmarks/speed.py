@@ -1,7 +1,9 @@
 """Speed, as ratios to the floor measured in the same run on the same machine.
 
-- warm answer latency vs one `model.encode` of the question + one FAISS search;
-- cold start (process start → first answer) vs importing sentence-transformers and FAISS and loading the model;
+- warm answer latency vs one `model.encode` of the question + one FAISS search + one reader forward pass over
+  the passages the answerer reads;
+- cold start (process start → first answer) vs importing sentence-transformers and FAISS and loading the
+  embedding model and the reader;
 - build throughput (texts embedded per second by a build) vs one `model.encode` call on the same texts;
 - peak memory of a serving process;
 - scale (benchmarks/scale.py): exact and approximate FAISS indexes at 10k–1M vectors.
@@ -25,16 +27,18 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from quality import DEFAULT_DATA, write_corpus
-
+from bot.answer import context
 from bot.engine import Engine
+from bot.reader import BUNDLED_DIR, WEIGHTS
 from bot.settings import load_settings
 from index.build import build
 from index.documents import load_corpus
 from index.embedder import Embedder, model_location
+from index.lexical import tokenize
 from index.passages import chunk
+from index.retrieval import search
+from training.squad import BENCHMARK_DATA, write_corpus
 
 RESULTS = ROOT / "benchmarks" / "results"
 ARTICLEBOT = Path(sys.executable).parent / "articlebot"
@@ -46,17 +50,21 @@ def squad_questions(path: Path) -> list[str]:
 
 
 def warm_latency(engine: Engine, questions: list[str]) -> dict:
-    """Per-question latency of `engine.ask` next to the floor: encode + one search of the same index."""
-    store, model = engine._store, engine.embedder.model
+    """Per-question latency of `engine.ask` next to the floor: encode + one search of the same index + one reader
+    pass over the passages `ask` reads for that question."""
+    store, model, reader = engine.store, engine.embedder.model, engine.answerer.reader
     engine.ask(questions[0])
     answer_ms, floor_ms = [], []
     for q in questions:
         started = time.perf_counter()
         engine.ask(q)
         answer_ms.append((time.perf_counter() - started) * 1000)
+        contexts = [context(store, p) for p in read_passages(engine, q)]
         started = time.perf_counter()
         vector = model.encode([q], normalize_embeddings=True, convert_to_numpy=True)
         store.vectors.search(vector, min(100, store.vectors.ntotal))
+        if reader is not None:
+            reader.read(q, contexts)
         floor_ms.append((time.perf_counter() - started) * 1000)
     p50, p95 = np.percentile(answer_ms, [50, 95])
     f50, f95 = np.percentile(floor_ms, [50, 95])
@@ -71,11 +79,22 @@ def warm_latency(engine: Engine, questions: list[str]) -> dict:
     }
 
 
+def read_passages(engine: Engine, question: str) -> list[int]:
+    """The passages `ask` hands the reader for this question."""
+    retrieval = search(engine.store, engine.embedder.encode_query(question), tokenize(question), engine.fusion)
+    return [h.passage for h in retrieval.hits[: engine.answerer.passages]]
+
+
 def cold_start(env: dict[str, str], repeats: int) -> dict:
-    """Best-of-N wall time of `articlebot ask` (index already built) vs import + model load in a fresh process."""
+    """Best-of-N wall time of `articlebot ask` (index already built) vs import + loading both models (the
+    embedder; the reader's base, its trained tensors and tokenizer) in a fresh process."""
+    base = model_location("all-MiniLM-L6-v2")
     floor_code = (
-        "import sentence_transformers, faiss; "
-        f"sentence_transformers.SentenceTransformer({model_location('all-MiniLM-L6-v2')!r}, device='cpu')"
+        "import sentence_transformers, faiss, transformers, safetensors.torch; "
+        f"sentence_transformers.SentenceTransformer({base!r}, device='cpu'); "
+        f"m = transformers.AutoModelForQuestionAnswering.from_pretrained({base!r}); "
+        f"m.load_state_dict(safetensors.torch.load_file({str(BUNDLED_DIR / WEIGHTS)!r}), strict=False); "
+        f"transformers.AutoTokenizer.from_pretrained({base!r})"
     )
     ask = [str(ARTICLEBOT), "ask", "Who heads WeGO's secretariat?"]
     answer_s = min(_wall(ask, env) for _ in range(repeats))
@@ -126,7 +145,7 @@ def _wall(command: list[str], env: dict[str, str]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="SQuAD-format file: corpus and questions")
+    parser.add_argument("--data", type=Path, default=BENCHMARK_DATA, help="SQuAD-format file: corpus and questions")
     parser.add_argument("--questions", type=int, default=300, help="questions for the warm-latency measure")
     parser.add_argument("--quick", action="store_true", help="a tiny smoke run (no scale part)")
     parser.add_argument("--skip-scale", action="store_true", help="leave out the 10k-1M vector scale part")
@@ -145,7 +164,7 @@ def main() -> None:
         results["cold_start"] = cold_start(env, repeats)
         results["memory"] = serving_memory(env, questions)
     if not (args.quick or args.skip_scale):
-        from scale import run_scale
+        from benchmarks.scale import run_scale
 
         results["scale"] = run_scale(out_dir=RESULTS)
     for name, values in results.items():

@@ -1,51 +1,31 @@
-"""The one place that decides what the bot says: retrieved passages → an extractive, cited answer or an
-abstention.
+"""The one place that decides what the bot says: retrieved passages → a short answer quoted from the sentence it
+comes from, cited, or an abstention.
 
-The answer is made of the article's own sentences, so every claim is a quote. A sentence's relevance is its
-cosine similarity to the question plus how much of the question's (IDF-weighted) vocabulary it covers; the best
-sentence's relevance is the confidence, and below a calibrated threshold the bot says the article does not seem
-to answer instead of guessing. `Answerer` is the seam where a generative backend could be plugged in.
+The reader proposes an answer span in each of the top passages; a calibrator turns each proposal's evidence
+(the reader's scores and the retrieval signals) into the probability that it is right. The most probable one
+is the answer when that probability reaches MIN_CONFIDENCE; otherwise the bot says the article does not seem to
+answer. Every claim is a quote: the reply is made of the article's sentences, each marked with its source.
+Without a reader (READER_MODEL=none) each passage proposes its sentence closest to the question, with no short
+answer, and the retrieval-only calibrator scores it.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Protocol
 
-from index.lexical import unseen_idf
+from bot.calibration import Calibrator
+from bot.reader import Context, Reader, Reading
 from index.retrieval import Hit, Retrieval
 from index.store import Store
 
 ABSTAIN_TEXT = "The article doesn't seem to answer that."
 
-# "What does WeGO stand for?", "What is the full name of WeGO?": the answer is where the article spells it out.
-_ASKS_EXPANSION = re.compile(
-    r"\bwhat(?:'s| does| do| is)\s+(?:the\s+)?(?P<a>[\w&.-]+)\s+(?:stand|short)\s+for\b"
-    r"|\b(?:full name|expansion|abbreviation|acronym)\s+(?:of|for)\s+(?:the\s+)?(?P<b>[\w&.-]+)",
-    re.I,
+# A question that starts with an auxiliary verb asks yes or no: its answer is the sentence that settles it, not a
+# span of it.
+_YES_NO = re.compile(
+    r"^\s*(is|are|was|were|am|do|does|did|can|could|will|would|shall|should|has|have|had|may|might|must)\b", re.I
 )
-
-# Questions that ask for a time, a quantity, a frequency, a name or an acronym's expansion can only be answered
-# by a sentence that contains one, other than what the question itself already says.
-_EXPECTS = {
-    re.compile(r"^\s*how often\b", re.I): re.compile(
-        r"\b(daily|weekly|monthly|annual(ly)?|yearly|biennial|triennial|every|once|twice|times|per)\b", re.I
-    ),
-    _ASKS_EXPANSION: re.compile(r"\([A-Z][\w-]*\)"),
-    re.compile(r"^\s*who\b", re.I): re.compile(r"(?<=\S )[A-Z][a-z][\w-]*|\b[A-Z]{2,}[\w-]*"),
-    re.compile(r"^\s*(when|what (year|date|day|month|time)|in what year)\b", re.I): re.compile(
-        r"\b(1\d{3}|20\d{2}|\d+(st|nd|rd|th)|(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*|"
-        r"(mon|tues|wednes|thurs|fri|satur|sun)day|today|yesterday|tomorrow|century|centuries|decades?|"
-        r"years?|months?|weeks?|ago|since|until|during|after|before|when)\b",
-        re.I,
-    ),
-    re.compile(r"^\s*how (many|much|long|old|far|big|large)\b", re.I): re.compile(
-        r"\d[\d,.]*|\b(one|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand|million|billion|dozen|"
-        r"several|few|many|free)\b",
-        re.I,
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -64,13 +44,15 @@ class Citation:
 
 @dataclass(frozen=True)
 class Answer:
-    """What the bot says: text with `[n]` markers and the citations they point to, or an abstention with the
-    closest passages as "see also"."""
+    """What the bot says: the short answer, the quoted sentences with `[n]` markers and the citations they point
+    to, or an abstention with the closest passages as "see also". `confidence` is the calibrated probability
+    that the answer is right."""
 
     question: str
     text: str
     abstained: bool
     citations: list[Citation]
+    short_answer: str | None = None
     see_also: list[Citation] = field(default_factory=list)
     confidence: float = 0.0
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -79,111 +61,158 @@ class Answer:
         return asdict(self)
 
 
-class Answerer(Protocol):
-    """Turns a retrieval into an Answer; the extractive one below needs no language model."""
+@dataclass(frozen=True)
+class Candidate:
+    """One passage's proposed answer: the sentences to quote, the short answer, and the evidence for it."""
 
-    def answer(self, question: str, retrieval: Retrieval, store: Store) -> Answer: ...
+    hit: Hit
+    sentences: tuple[int, ...]
+    short_answer: str | None
+    features: dict[str, float]
 
 
 @dataclass(frozen=True)
-class ExtractiveAnswerer:
-    """Answers with the best sentence of the top passages, followed by up to two that score nearly as well, or
-    abstains when the evidence is weak.
+class Answerer:
+    """Reads the top passages, scores each proposal with the calibrator, answers or abstains.
 
-    min_confidence: relevance the best sentence needs (calibrated on tests/questions.yaml, see README).
-    coverage_weight: weight of question-vocabulary coverage next to cosine similarity in relevance.
-    type_penalty: subtracted from a sentence's relevance when the question asks for a time or quantity that
-        the sentence does not contain.
-    companion_margin: how close to the best a further sentence must score to join the answer.
-    passages_considered / typed_passages: how many top passages the answer may come from; more when the
-        question asks for a type (a time, a quantity, a name…), which a lower-ranked passage may hold.
+    passages: how many top passages are read (each costs a reader pass).
+    min_confidence: the probability of being right an answer needs; under it the bot abstains.
+    max_sentences: the best answer's sentences plus further ones from other passages that add an answer.
     """
 
-    min_confidence: float = 0.6
-    coverage_weight: float = 0.5
-    type_penalty: float = 0.3
-    companion_margin: float = 0.05
-    max_sentences: int = 3
-    passages_considered: int = 3
-    typed_passages: int = 5
+    reader: Reader | None
+    calibrator: Calibrator
+    min_confidence: float
+    passages: int = 3
     see_also: int = 3
+    max_sentences: int = 3
+
+    def candidates(self, question: str, retrieval: Retrieval, store: Store) -> list[Candidate]:
+        """Every read passage's proposal, in retrieval order."""
+        hits = retrieval.hits[: self.passages]
+        if self.reader is None:
+            return [_closest_sentence(retrieval, store, hit, rank) for rank, hit in enumerate(hits)]
+        readings = self.reader.read(question, [context(store, h.passage) for h in hits])
+        yes_no = bool(_YES_NO.match(question))
+        return [
+            _read_candidate(retrieval, store, hit, rank, reading, yes_no)
+            for rank, (hit, reading) in enumerate(zip(hits, readings, strict=True))
+        ]
 
     def answer(self, question: str, retrieval: Retrieval, store: Store) -> Answer:
-        expected = [answer for asks, answer in _EXPECTS.items() if asks.search(question)]
-        top = retrieval.hits[: self.typed_passages if expected else self.passages_considered]
-        if not top:
+        candidates = self.candidates(question, retrieval, store)
+        if not candidates:
             return Answer(question, ABSTAIN_TEXT, abstained=True, citations=[])
-        if definition := _definition(question, retrieval, store):
-            top, relevance = [definition[0]], {definition[1]: 1.0}
-        else:
-            asked = frozenset(w.lower() for w in re.findall(r"[\w-]+", question))
-            relevance = self._relevance(retrieval, store, [h.passage for h in top], expected, asked)
-        best = max(relevance, key=relevance.__getitem__)
-        confidence = relevance[best]
+        scored = sorted(
+            ((self.calibrator.probability(c.features), c) for c in candidates), key=lambda pc: pc[0], reverse=True
+        )
+        confidence, best = scored[0]
         if confidence < self.min_confidence:
-            see_also = [_citation(store, n, h.passage, h.score) for n, h in enumerate(top[: self.see_also], 1)]
-            return Answer(question, ABSTAIN_TEXT, True, [], see_also, round(confidence, 4))
-        companions = [
-            s
-            for s in sorted(relevance, key=relevance.__getitem__, reverse=True)
-            if s != best and relevance[s] >= confidence - self.companion_margin
-        ]
-        chosen = [best, *companions[: self.max_sentences - 1]]
-        return self._compose(question, store, top, chosen, confidence)
-
-    def _relevance(
-        self, retrieval: Retrieval, store: Store, passages: list[int], expected: list[re.Pattern], asked: frozenset
-    ) -> dict[int, float]:
-        """Cosine similarity plus weighted vocabulary coverage, less the type penalty where a sentence lacks what
-        the question asks for, for every sentence of the given passages."""
-        terms = set(retrieval.query_tokens)
-        weights = {t: store.idf.get(t, unseen_idf(len(store.passages))) for t in terms}
-        total = sum(weights.values())
-        relevance = {}
-        for passage in passages:
-            for s in _sentences(store, passage):
-                covered = sum(weights[t] for t in terms & store.sentence_tokens[s]) / total if total else 0.0
-                mismatch = any(not _offers(answer, store.sentences[s].text, asked) for answer in expected)
-                relevance[s] = (
-                    retrieval.sentence_similarity[s] + self.coverage_weight * covered - self.type_penalty * mismatch
-                )
-        return relevance
-
-    def _compose(self, question: str, store: Store, top: list, chosen: list[int], confidence: float) -> Answer:
-        """Stitch the chosen sentences into one reply, numbering each distinct cited passage once."""
-        cited: dict[int, Citation] = {}
-        parts = []
-        for s in chosen:
-            hit = next(h for h in top if s in _sentences(store, h.passage))
-            if hit.passage not in cited:
-                cited[hit.passage] = _citation(store, len(cited) + 1, hit.passage, hit.score)
-            parts.append(f"{store.sentences[s].text} [{cited[hit.passage].n}]")
-        return Answer(question, " ".join(parts), False, list(cited.values()), [], round(confidence, 4))
+            see_also = [_citation(store, n, h) for n, h in enumerate(retrieval.hits[: self.see_also], 1)]
+            return Answer(question, ABSTAIN_TEXT, True, [], None, see_also, round(confidence, 4))
+        chosen = [best]
+        for probability, candidate in scored[1:]:
+            if len(chosen) < self.max_sentences and probability >= self.min_confidence and _adds(candidate, chosen):
+                chosen.append(candidate)
+        return _compose(question, store, chosen, round(confidence, 4))
 
 
-def _offers(kind: re.Pattern, text: str, asked: frozenset[str]) -> bool:
-    """Whether `text` holds something of the asked kind (a name, a date…) that is not one of the question's words."""
-    return any(m.group(0).lower() not in asked for m in kind.finditer(text))
+def context(store: Store, passage: int) -> Context:
+    """A passage as the reader sees it: after the sentence that precedes it in its document."""
+    p = store.passages[passage]
+    previous = store.sentences[p.first - 1] if p.first > 0 else None
+    before = previous.text if previous is not None and previous.document == p.document else ""
+    return Context(before, p.text)
 
 
-def _definition(question: str, retrieval: Retrieval, store: Store) -> tuple[Hit, int] | None:
-    """For "what does X stand for?", the best-ranked retrieved sentence that spells X out as "… (X)"."""
-    asked = _ASKS_EXPANSION.search(question)
-    if asked is None:
-        return None
-    marker = f"({asked['a'] or asked['b']})".lower()
-    for hit in retrieval.hits:
-        for s in _sentences(store, hit.passage):
-            if marker in store.sentences[s].text.lower():
-                return hit, s
-    return None
+def _read_candidate(
+    retrieval: Retrieval, store: Store, hit: Hit, rank: int, reading: Reading, yes_no: bool
+) -> Candidate:
+    """The reader's span in one passage, with the sentences it lies in."""
+    p = store.passages[hit.passage]
+    sentences = tuple(
+        s for s, (start, end) in _sentence_spans(store, hit.passage) if start < reading.end and end > reading.start
+    )
+    sentences = sentences or (_closest(retrieval, store, hit.passage),)
+    short = None if yes_no else p.text[reading.start : reading.end].strip(" ,;:.") or None
+    features = _retrieval_features(retrieval, hit, rank, sentences) | {
+        "margin": reading.margin,
+        "null": reading.null_score,
+    }
+    return Candidate(hit, sentences, short, features)
 
 
-def _sentences(store: Store, passage: int) -> range:
+def _closest_sentence(retrieval: Retrieval, store: Store, hit: Hit, rank: int) -> Candidate:
+    """Without a reader: the passage's sentence most similar to the question."""
+    best = _closest(retrieval, store, hit.passage)
+    return Candidate(hit, (best,), None, _retrieval_features(retrieval, hit, rank, (best,)))
+
+
+def _retrieval_features(retrieval: Retrieval, hit: Hit, rank: int, sentences: tuple[int, ...]) -> dict[str, float]:
+    """How strongly retrieval backs a passage: its fused score, its dense similarity, its rank, the dense
+    similarity of the sentences quoted from it."""
+    return {
+        "retrieval": hit.score,
+        "dense": hit.dense,
+        "sentence": max(retrieval.sentence_similarity[s] for s in sentences),
+        "rank": float(rank),
+    }
+
+
+def _closest(retrieval: Retrieval, store: Store, passage: int) -> int:
+    """The passage's sentence most similar to the question."""
+    return max(_sentence_ids(store, passage), key=retrieval.sentence_similarity.__getitem__)
+
+
+def _sentence_ids(store: Store, passage: int) -> range:
     return range(store.passages[passage].first, store.passages[passage].last)
 
 
-def _citation(store: Store, n: int, passage: int, score: float) -> Citation:
-    p = store.passages[passage]
+def _sentence_spans(store: Store, passage: int) -> list[tuple[int, tuple[int, int]]]:
+    """Each sentence of a passage with its character span in the passage's text."""
+    text, cursor, spans = store.passages[passage].text, 0, []
+    for s in _sentence_ids(store, passage):
+        start = text.find(store.sentences[s].text, cursor)
+        if start < 0:
+            continue
+        cursor = start + len(store.sentences[s].text)
+        spans.append((s, (start, cursor)))
+    return spans
+
+
+def _adds(candidate: Candidate, chosen: list[Candidate]) -> bool:
+    """Whether a further proposal brings a new answer from a passage and sentences not quoted yet."""
+    if candidate.short_answer is None:
+        return False
+    for other in chosen:
+        if other.hit.passage == candidate.hit.passage or set(other.sentences) & set(candidate.sentences):
+            return False
+        if other.short_answer is not None and same_answer(other.short_answer, candidate.short_answer):
+            return False
+    return True
+
+
+def same_answer(a: str, b: str) -> bool:
+    """Whether two short answers say the same thing: one's words (case, punctuation and articles aside) are
+    among the other's."""
+    words_a, words_b = (set(re.findall(r"\w+", t.lower())) - {"a", "an", "the"} for t in (a, b))
+    return words_a <= words_b or words_b <= words_a
+
+
+def _compose(question: str, store: Store, chosen: list[Candidate], confidence: float) -> Answer:
+    """Stitch the chosen proposals' sentences into one reply, numbering each distinct cited passage once."""
+    cited: dict[int, Citation] = {}
+    parts = []
+    for candidate in chosen:
+        passage = candidate.hit.passage
+        if passage not in cited:
+            cited[passage] = _citation(store, len(cited) + 1, candidate.hit)
+        quote = " ".join(store.sentences[s].text for s in candidate.sentences)
+        parts.append(f"{quote} [{cited[passage].n}]")
+    return Answer(question, " ".join(parts), False, list(cited.values()), chosen[0].short_answer, [], confidence)
+
+
+def _citation(store: Store, n: int, hit: Hit) -> Citation:
+    p = store.passages[hit.passage]
     doc = store.documents[p.document]
-    return Citation(n, p.document, doc.title, p.paragraph, p.text, round(score, 4), doc.source, doc.url)
+    return Citation(n, p.document, doc.title, p.paragraph, p.text, round(hit.score, 4), doc.source, doc.url)

@@ -121,7 +121,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def answer_json(answer: Answer) -> dict:
-    """The `--json` shape: question, answer, abstained, citations, see_also, confidence, timings_ms."""
+    """The `--json` shape: question, answer, short_answer, abstained, citations, see_also, confidence, timings_ms."""
     data = answer.to_json()
     return {"question": data.pop("question"), "answer": data.pop("text"), **data}
 
@@ -134,8 +134,10 @@ def _ask_json(engine: Engine, question: str) -> dict:
 
 
 def format_answer(answer: Answer, width: int = 100) -> str:
-    """An answer as readable terminal text: the reply, then its numbered sources (or the closest passages)."""
-    lines = [textwrap.fill(answer.text, width)]
+    """An answer as readable terminal text: the short answer and the sentences it comes from, then the numbered
+    sources (or the closest passages)."""
+    short = f"{answer.short_answer} — " if answer.short_answer else ""
+    lines = [textwrap.fill(short + answer.text, width)]
     sources = answer.see_also if answer.abstained else answer.citations
     if sources:
         lines += ["", "See also:" if answer.abstained else "Sources:"]

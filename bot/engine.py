@@ -13,7 +13,9 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bot.answer import Answer, ExtractiveAnswerer
+from bot.answer import Answer, Answerer, Candidate
+from bot.calibration import CALIBRATION, CalibrationError, Calibrator, load_calibrator
+from bot.reader import BUNDLED, BUNDLED_DIR, NONE, Reader
 from bot.settings import Settings
 from index import vectors
 from index.build import BuildReport, IndexConfig, build, is_up_to_date
@@ -30,7 +32,7 @@ log = logging.getLogger(__name__)
 __all__ = ["KNOWN_ERRORS", "Answer", "BuildInProgress", "BuildReport", "Engine", "InvalidQuestion", "Sources"]
 
 # Failures with a message that says what to do: shown to the user as they are, without a traceback.
-KNOWN_ERRORS = (CorpusError, StoreError, ModelError, BuildInProgress)
+KNOWN_ERRORS = (CorpusError, StoreError, ModelError, CalibrationError, BuildInProgress)
 
 USAGE = 'Ask a question about the article, for example: "Who heads WeGO\'s secretariat?"'
 
@@ -52,25 +54,18 @@ class Sources:
 class Engine:
     """Questions in, cited answers out; rebuilds swap in a new index without interrupting answers."""
 
-    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, answerer: Answerer | None = None) -> None:
         self.settings = settings
         self.config = index_config(settings)
         self.embedder = (embedder or Embedder(settings.embedding_model)).load()
         self.fusion = Fusion()
-        self.answerer = ExtractiveAnswerer(min_confidence=settings.min_confidence, see_also=settings.top_k)
+        self.answerer = answerer or configured_answerer(settings)
         self._rebuilding = threading.Lock()
         self._store = self._open_store()
 
     def ask(self, question: str) -> Answer:
         """A cited answer, or an abstention; InvalidQuestion for an empty or over-long question."""
-        question = " ".join(question.split())
-        if not question:
-            raise InvalidQuestion(USAGE)
-        if len(question) > self.settings.max_question_chars:
-            raise InvalidQuestion(
-                f"That question is {len(question)} characters long; please keep it under "
-                f"{self.settings.max_question_chars}."
-            )
+        question = self._checked(question)
         store = self._store
         started = time.perf_counter()
         query_vector = self.embedder.encode_query(question)
@@ -81,6 +76,14 @@ class Engine:
         done = time.perf_counter()
         timings = {"embed": embedded - started, "search": searched - embedded, "answer": done - searched}
         return replace(answer, timings_ms={k: round(v * 1000, 2) for k, v in timings.items()})
+
+    def candidates(self, question: str) -> list[Candidate]:
+        """The proposals `ask` decides between, with their evidence: exposed so that the calibrator can be fitted
+        on the engine's own features."""
+        question = self._checked(question)
+        store = self._store
+        retrieval = search(store, self.embedder.encode_query(question), tokenize(question), self.fusion)
+        return self.answerer.candidates(question, retrieval, store)
 
     def retrieve(self, question: str, fusion: Fusion | None = None) -> list[tuple[str, int]]:
         """The (document, paragraph) of every candidate passage, best first: what `ask` answers from, exposed
@@ -103,6 +106,11 @@ class Engine:
             self._rebuilding.release()
 
     @property
+    def store(self) -> Store:
+        """The index questions are answered from right now (replaced whole by a rebuild, never modified)."""
+        return self._store
+
+    @property
     def rebuilding(self) -> bool:
         return self._rebuilding.locked()
 
@@ -114,6 +122,18 @@ class Engine:
             model=store.manifest["model"],
             passages=len(store.passages),
         )
+
+    def _checked(self, question: str) -> str:
+        """The question with its whitespace normalised; InvalidQuestion when it is empty or too long."""
+        question = " ".join(question.split())
+        if not question:
+            raise InvalidQuestion(USAGE)
+        if len(question) > self.settings.max_question_chars:
+            raise InvalidQuestion(
+                f"That question is {len(question)} characters long; please keep it under "
+                f"{self.settings.max_question_chars}."
+            )
+        return question
 
     def _open_store(self) -> Store:
         """Load the live index, building it first when there is none yet."""
@@ -133,6 +153,37 @@ class Engine:
         vectors.tune(store.vectors, self.settings.nprobe, self.settings.ef_search)
         log.info("index loaded from %s: %d passages", live, len(store.passages))
         return store
+
+
+def configured_answerer(settings: Settings) -> Answerer:
+    """The reader READER_MODEL names (or none) with the calibrator fitted for it."""
+    reader = None if settings.reader_model == NONE else Reader.load(settings.reader_model)
+    calibrator = _calibrator(settings.reader_model)
+    return Answerer(
+        reader,
+        calibrator,
+        calibrator.threshold if settings.min_confidence is None else settings.min_confidence,
+        passages=settings.reader_passages,
+        see_also=settings.top_k,
+    )
+
+
+def _calibrator(reader_model: str) -> Calibrator:
+    """A custom reader's own calibration when its folder has one, else the bundled reader's (with a warning: its
+    probabilities are only approximate for another model)."""
+    if reader_model == NONE:
+        return load_calibrator(BUNDLED_DIR, "retrieval")
+    own = Path(reader_model)
+    if reader_model != BUNDLED and (own / CALIBRATION).exists():
+        return load_calibrator(own, "reader")
+    if reader_model != BUNDLED:
+        log.warning(
+            "reader %s has no calibration.json: using the bundled reader's calibration; run "
+            "`python training/calibrate_reader.py --reader %s` to fit its own",
+            reader_model,
+            reader_model,
+        )
+    return load_calibrator(BUNDLED_DIR, "reader")
 
 
 def index_config(settings: Settings) -> IndexConfig:

@@ -75,7 +75,7 @@ def _answer_embed(answer: Answer, quote_limit: int) -> discord.Embed:
     abstained = answer.abstained
     embed = discord.Embed(
         title=safe(answer.question, TITLE_LIMIT),
-        description=safe(answer.text, DESCRIPTION_LIMIT),
+        description=_description(answer),
         colour=ABSTAIN_COLOUR if abstained else ANSWER_COLOUR,
     )
     sources = answer.see_also if abstained else answer.citations
@@ -83,6 +83,14 @@ def _answer_embed(answer: Answer, quote_limit: int) -> discord.Embed:
     for citation in sources[: FIELD_COUNT_LIMIT - 1]:
         embed.add_field(name=_field_name(heading, citation), value=_quote(citation, quote_limit), inline=False)
     return embed
+
+
+def _description(answer: Answer) -> str:
+    """The short answer in bold, then the sentences it comes from with their `[n]` markers."""
+    if answer.short_answer is None:
+        return safe(answer.text, DESCRIPTION_LIMIT)
+    short = f"**{safe(answer.short_answer, 200)}** — "
+    return short + safe(answer.text, DESCRIPTION_LIMIT - len(short))
 
 
 def _field_name(heading: str, citation: Citation) -> str:

@@ -38,7 +38,9 @@ class Settings(BaseSettings):
 
     # Answering.
     top_k: int = Field(3, ge=1, le=10)
-    min_confidence: float = 0.6
+    reader_model: str = "bundled"
+    reader_passages: int = Field(3, ge=1, le=10)
+    min_confidence: float | None = Field(None, ge=0, le=1)
     max_question_chars: int = Field(500, ge=10)
 
     # Discord.

@@ -106,8 +106,6 @@ def make_store(config: IndexConfig, embedder: Embedder, fingerprint: str) -> Sto
         documents=infos,
         passages=passages,
         sentences=sentences,
-        sentence_tokens=[frozenset(lexical.tokenize(s.text)) for s in sentences],
-        idf=lexical.idf_weights(passage_tokens),
         vectors=vectors.build_index(embeddings, factory),
         bm25=lexical.build_bm25(passage_tokens),
     )

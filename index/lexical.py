@@ -1,12 +1,8 @@
-"""Lexical matching: one tokenizer for passages, sentences and questions, a BM25 index (bm25s) over passages,
-and per-term IDF weights for scoring how much of a question a single sentence covers."""
+"""Lexical matching: one tokenizer for passages and questions, and a BM25 index (bm25s) over passages."""
 
 from __future__ import annotations
 
-import math
 import re
-from collections import Counter
-from collections.abc import Iterable, Sequence
 from functools import cache, lru_cache
 from pathlib import Path
 
@@ -27,18 +23,6 @@ def tokenize(text: str) -> list[str]:
     meets "city"; possessives fold into their word ("WeGO’s" → "wego")."""
     words = (_lemma(re.sub(r"['’]s$", "", w)) for w in _WORD.findall(text.lower()))
     return _stemmer().stemWords([w for w in words if w not in _STOPWORDS and (len(w) > 1 or w.isdigit())])
-
-
-def idf_weights(token_lists: Iterable[Sequence[str]]) -> dict[str, float]:
-    """BM25's IDF of every term over the given texts (passages)."""
-    lists = list(token_lists)
-    frequency = Counter(term for tokens in lists for term in set(tokens))
-    return {term: _idf(len(lists), df) for term, df in frequency.items()}
-
-
-def unseen_idf(n_texts: int) -> float:
-    """The IDF of a term that no text contains: the rarest possible."""
-    return _idf(n_texts, 0)
 
 
 def build_bm25(token_lists: list[list[str]]) -> bm25s.BM25:
@@ -62,10 +46,6 @@ def save_bm25(retriever: bm25s.BM25, folder: Path) -> None:
 
 def load_bm25(folder: Path) -> bm25s.BM25:
     return bm25s.BM25.load(str(folder), show_progress=False, verbosity=0)
-
-
-def _idf(n_texts: int, df: int) -> float:
-    return math.log(1 + (n_texts - df + 0.5) / (df + 0.5))
 
 
 @lru_cache(maxsize=1 << 16)

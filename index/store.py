@@ -19,7 +19,7 @@ import faiss
 from index import lexical
 from index.passages import Passage, Sentence
 
-FORMAT = 2
+FORMAT = 3
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 METADATA = "passages.json"
@@ -53,8 +53,6 @@ class Store:
     documents: dict[str, DocumentInfo]
     passages: list[Passage]
     sentences: list[Sentence]
-    sentence_tokens: list[frozenset[str]]
-    idf: dict[str, float]
     vectors: faiss.Index
     bm25: bm25s.BM25
     sentence_passages: list[list[int]] = field(init=False)
@@ -73,8 +71,6 @@ class Store:
             "documents": [asdict(d) for d in self.documents.values()],
             "passages": [asdict(p) for p in self.passages],
             "sentences": [asdict(s) for s in self.sentences],
-            "sentence_tokens": [sorted(t) for t in self.sentence_tokens],
-            "idf": self.idf,
         }
         (folder / METADATA).write_text(json.dumps(metadata, ensure_ascii=False), encoding="utf-8")
         self.manifest["files"] = {path: _sha256(folder / path) for path in _data_files(folder)}
@@ -99,8 +95,6 @@ class Store:
                 documents={d["id"]: DocumentInfo(**d) for d in metadata["documents"]},
                 passages=[Passage(**p) for p in metadata["passages"]],
                 sentences=[Sentence(**s) for s in metadata["sentences"]],
-                sentence_tokens=[frozenset(t) for t in metadata["sentence_tokens"]],
-                idf=metadata["idf"],
                 vectors=faiss.read_index(str(folder / VECTORS)),
                 bm25=lexical.load_bm25(folder / BM25_DIR),
             )

