@@ -43,7 +43,6 @@ class Retrieval:
 
     hits: list[Hit]
     sentence_similarity: dict[int, float]
-    query_tokens: list[str]
 
 
 def search(store: Store, query_vector: np.ndarray, query_tokens: list[str], fusion: Fusion) -> Retrieval:
@@ -71,7 +70,7 @@ def search(store: Store, query_vector: np.ndarray, query_tokens: list[str], fusi
         )
         for i in order
     ]
-    return Retrieval(hits, similarity, query_tokens)
+    return Retrieval(hits, similarity)
 
 
 def _candidates(store: Store, query_vector: np.ndarray, bm25: np.ndarray, k: int) -> np.ndarray:
