@@ -35,9 +35,7 @@ from bot.settings import load_settings
 from index.build import build
 from index.documents import load_corpus
 from index.embedder import Embedder, model_location
-from index.lexical import tokenize
 from index.passages import chunk
-from index.retrieval import search
 from training.squad import BENCHMARK_DATA, write_corpus
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -59,7 +57,7 @@ def warm_latency(engine: Engine, questions: list[str]) -> dict:
         started = time.perf_counter()
         engine.ask(q)
         answer_ms.append((time.perf_counter() - started) * 1000)
-        contexts = [context(store, p) for p in read_passages(engine, q)]
+        contexts = [context(store, c.hit.passage) for c in engine.candidates(q)]  # what `ask` reads
         started = time.perf_counter()
         vector = model.encode([q], normalize_embeddings=True, convert_to_numpy=True)
         store.vectors.search(vector, min(100, store.vectors.ntotal))
@@ -77,12 +75,6 @@ def warm_latency(engine: Engine, questions: list[str]) -> dict:
         "p50_ratio": round(p50 / f50, 3),
         "p95_ratio": round(p95 / f95, 3),
     }
-
-
-def read_passages(engine: Engine, question: str) -> list[int]:
-    """The passages `ask` hands the reader for this question."""
-    retrieval = search(engine.store, engine.embedder.encode_query(question), tokenize(question), engine.fusion)
-    return [h.passage for h in retrieval.hits[: engine.answerer.passages]]
 
 
 def cold_start(env: dict[str, str], repeats: int) -> dict:

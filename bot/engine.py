@@ -24,7 +24,7 @@ from index.embedder import Embedder, ModelError
 from index.folder import BuildInProgress, IndexFolder
 from index.lexical import tokenize
 from index.passages import Chunking
-from index.retrieval import Fusion, search
+from index.retrieval import Fusion, Retrieval, search
 from index.store import DocumentInfo, Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -82,15 +82,13 @@ class Engine:
         on the engine's own features."""
         question = self._checked(question)
         store = self._store
-        retrieval = search(store, self.embedder.encode_query(question), tokenize(question), self.fusion)
-        return self.answerer.candidates(question, retrieval, store)
+        return self.answerer.candidates(question, self._search(store, question, self.fusion), store)
 
     def retrieve(self, question: str, fusion: Fusion | None = None) -> list[tuple[str, int]]:
         """The (document, paragraph) of every candidate passage, best first: what `ask` answers from, exposed
         so that retrieval quality can be measured (optionally under other fusion weights)."""
         store = self._store
-        query = " ".join(question.split())
-        retrieval = search(store, self.embedder.encode_query(query), tokenize(query), fusion or self.fusion)
+        retrieval = self._search(store, " ".join(question.split()), fusion or self.fusion)
         return [(store.passages[h.passage].document, store.passages[h.passage].paragraph) for h in retrieval.hits]
 
     def rebuild(self, force: bool = False) -> BuildReport:
@@ -122,6 +120,9 @@ class Engine:
             model=store.manifest["model"],
             passages=len(store.passages),
         )
+
+    def _search(self, store: Store, question: str, fusion: Fusion) -> Retrieval:
+        return search(store, self.embedder.encode_query(question), tokenize(question), fusion)
 
     def _checked(self, question: str) -> str:
         """The question with its whitespace normalised; InvalidQuestion when it is empty or too long."""

@@ -23,7 +23,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before huggingface_hub is import
 import numpy as np
 import torch
 from safetensors.torch import load_file
-from transformers import AutoModelForQuestionAnswering, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForQuestionAnswering,
+    AutoTokenizer,
+    BatchEncoding,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 from transformers.utils import logging as transformers_logging
 
 from index.embedder import ModelError, model_location
@@ -96,17 +102,8 @@ class Reader:
         """One Reading per context, from a single batched forward pass over all their windows."""
         if not contexts:
             return []
-        texts = [joined(c) for c in contexts]
-        encoded = self.tokenizer(
-            [question] * len(texts),
-            texts,
-            truncation="only_second",
-            max_length=self.config.max_length,
-            stride=self.config.stride,
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-            padding=True,
-            return_tensors="pt",
+        encoded = windows(
+            self.tokenizer, [question] * len(contexts), contexts, self.config, padding=True, return_tensors="pt"
         )
         owners = encoded.pop("overflow_to_sample_mapping").tolist()
         offsets = encoded.pop("offset_mapping").numpy()
@@ -136,6 +133,27 @@ class Reader:
         first, last = np.unravel_index(int(np.argmax(scores)), scores.shape)
         shift = passage_offset(context)
         return Reading(int(offsets[first][0]) - shift, int(offsets[last][1]) - shift, float(scores[first, last]), null)
+
+
+def windows(
+    tokenizer: PreTrainedTokenizerBase,
+    questions: list[str],
+    contexts: Sequence[Context],
+    config: ReaderConfig,
+    **options: object,
+) -> BatchEncoding:
+    """The model's inputs, the same in training and in use: each question with its context, the context cut into
+    overlapping windows, with character offsets for every token."""
+    return tokenizer(
+        questions,
+        [joined(c) for c in contexts],
+        truncation="only_second",
+        max_length=config.max_length,
+        stride=config.stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        **options,
+    )
 
 
 def joined(context: Context) -> str:

@@ -12,7 +12,7 @@ import pytest
 
 from bot.calibration import load_calibrator
 from bot.engine import Engine
-from bot.reader import BUNDLED_DIR, CARD, WEIGHTS, Context, Reader, load_bundled
+from bot.reader import BUNDLED_DIR, CARD, WEIGHTS, Context, Reader, load_bundled, windows
 from bot.settings import Settings
 from index.embedder import Embedder, ModelError
 
@@ -43,9 +43,7 @@ def test_a_long_passage_is_read_in_windows_and_its_answer_still_found(reader: Re
     filler = " ".join(f"The committee met on day {i} to review the budget of the harbour district." for i in range(40))
     passage = f"{filler} The harbour's lighthouse keeper is Ilse Marrow."
     question = "Who is the harbour's lighthouse keeper?"
-    encoded = reader.tokenizer(
-        question, passage, truncation="only_second", max_length=256, stride=96, return_overflowing_tokens=True
-    )
+    encoded = windows(reader.tokenizer, [question], [Context("", passage)], reader.config)
     assert len(encoded["input_ids"]) > 2, "the passage does not fit one window"
     [reading] = reader.read(question, [Context("", passage)])
     assert passage[reading.start : reading.end] == "Ilse Marrow"

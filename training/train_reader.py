@@ -30,7 +30,7 @@ from transformers import AutoModelForQuestionAnswering, AutoTokenizer, get_linea
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.reader import BUNDLED_DIR, CARD, WEIGHTS, Context, Reader, ReaderConfig, joined, load_bundled, passage_offset
+from bot.reader import BUNDLED_DIR, CARD, WEIGHTS, Context, Reader, ReaderConfig, load_bundled, passage_offset, windows
 from bot.reader import sha256 as file_sha256
 from index.embedder import DEFAULT_MODEL, model_location
 from training.squad import TRAIN_DATA, exact_match, f1, load_articles, roc_auc, split_articles
@@ -106,15 +106,7 @@ def _hard_negative(question: str, answers: list[str], paragraphs: list[Context],
 
 def features(tokenizer, rows: list[Example], config: ReaderConfig) -> list[dict]:
     """Tokenised windows with start/end token targets ([CLS] = 0 when the window holds no answer)."""
-    encoded = tokenizer(
-        [r.question for r in rows],
-        [joined(r.context) for r in rows],
-        truncation="only_second",
-        max_length=config.max_length,
-        stride=config.stride,
-        return_overflowing_tokens=True,
-        return_offsets_mapping=True,
-    )
+    encoded = windows(tokenizer, [r.question for r in rows], [r.context for r in rows], config)
     out = []
     for window, owner in enumerate(encoded["overflow_to_sample_mapping"]):
         row = rows[owner]
