@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test lint format train-reader bench-quality bench-speed bench-scale clean
+.PHONY: install run test lint format train-reader bench-quality bench-conversations bench-speed bench-scale clean
 
 install: $(STAMP)
 
@@ -43,6 +43,9 @@ train-reader: install
 bench-quality: install
 	$(BIN)/python benchmarks/quality.py
 	$(BIN)/python benchmarks/quality.py --held-out
+
+bench-conversations: install
+	$(BIN)/python benchmarks/conversations.py
 
 bench-speed: install
 	$(BIN)/python benchmarks/speed.py

@@ -12,6 +12,7 @@ answer, and the retrieval-only calibrator scores it.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from bot.calibration import Calibrator
@@ -99,20 +100,29 @@ class Answerer:
             for rank, (hit, reading) in enumerate(zip(hits, readings, strict=True))
         ]
 
-    def answer(self, question: str, retrieval: Retrieval, store: Store) -> Answer:
+    def answer(self, question: str, retrieval: Retrieval, store: Store, given: Sequence[str] = ()) -> Answer:
+        """The best proposal if it is probable enough, else an abstention. In a conversation, a proposal that
+        repeats an answer already `given` yields to any new one that is probable enough: a follow-up asks for
+        something new (but a question asked again still gets its answer)."""
         candidates = self.candidates(question, retrieval, store)
         if not candidates:
             return Answer(question, ABSTAIN_TEXT, abstained=True, citations=[])
-        scored = sorted(
-            ((self.calibrator.probability(c.features), c) for c in candidates), key=lambda pc: pc[0], reverse=True
-        )
+
+        def preference(scored: tuple[float, Candidate]) -> tuple[bool, float]:
+            probability, candidate = scored
+            return probability >= self.min_confidence and not _repeats(candidate, given), probability
+
+        scored = [(self.calibrator.probability(c.features), c) for c in candidates]
+        scored.sort(key=preference, reverse=True)
         confidence, best = scored[0]
         if confidence < self.min_confidence:
             see_also = [_citation(store, n, h) for n, h in enumerate(retrieval.hits[: self.see_also], 1)]
             return Answer(question, ABSTAIN_TEXT, True, [], None, see_also, round(confidence, 4))
         chosen = [best]
         for probability, candidate in scored[1:]:
-            if len(chosen) < self.max_sentences and probability >= self.min_confidence and _adds(candidate, chosen):
+            if len(chosen) == self.max_sentences or probability < self.min_confidence:
+                break
+            if _adds(candidate, chosen) and not _repeats(candidate, given):
                 chosen.append(candidate)
         return _compose(question, store, chosen, round(confidence, 4))
 
@@ -190,6 +200,10 @@ def _adds(candidate: Candidate, chosen: list[Candidate]) -> bool:
         if other.short_answer is not None and same_answer(other.short_answer, candidate.short_answer):
             return False
     return True
+
+
+def _repeats(candidate: Candidate, given: Sequence[str]) -> bool:
+    return candidate.short_answer is not None and any(same_answer(candidate.short_answer, g) for g in given)
 
 
 def same_answer(a: str, b: str) -> bool:

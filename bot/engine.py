@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bot.answer import Answer, Answerer, Candidate
 from bot.calibration import CALIBRATION, CalibrationError, Calibrator, load_calibrator
+from bot.history import Turn, follow_up_query, given_answers
 from bot.reader import BUNDLED, BUNDLED_DIR, NONE, Reader
 from bot.settings import Settings
 from index import vectors
@@ -63,16 +65,18 @@ class Engine:
         self._rebuilding = threading.Lock()
         self._store = self._open_store()
 
-    def ask(self, question: str) -> Answer:
-        """A cited answer, or an abstention; InvalidQuestion for an empty or over-long question."""
+    def ask(self, question: str, history: Sequence[Turn] = ()) -> Answer:
+        """A cited answer, or an abstention; InvalidQuestion for an empty or over-long question. With the
+        `history` of a conversation, a follow-up is searched for with what it follows (see bot.history)."""
         question = self._checked(question)
+        query = follow_up_query(question, history)
         store = self._store
         started = time.perf_counter()
-        query_vector = self.embedder.encode_query(question)
+        query_vector = self.embedder.encode_query(query)
         embedded = time.perf_counter()
-        retrieval = search(store, query_vector, tokenize(question), self.fusion)
+        retrieval = search(store, query_vector, tokenize(query), self.fusion)
         searched = time.perf_counter()
-        answer = self.answerer.answer(question, retrieval, store)
+        answer = self.answerer.answer(question, retrieval, store, given_answers(history))
         done = time.perf_counter()
         timings = {"embed": embedded - started, "search": searched - embedded, "answer": done - searched}
         return replace(answer, timings_ms={k: round(v * 1000, 2) for k, v in timings.items()})

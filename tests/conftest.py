@@ -20,6 +20,8 @@ from bot.engine import Engine
 from bot.settings import BUNDLED_CORPUS, Settings, load_settings
 from index.embedder import Embedder
 
+ROWING = Path(__file__).parent / "articles" / "rowing"
+
 
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
@@ -35,6 +37,13 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 @pytest.fixture(scope="session")
 def engine(settings: Settings, embedder: Embedder) -> Engine:
     return Engine(settings, embedder)
+
+
+@pytest.fixture(scope="session")
+def engines(engine: Engine, settings: Settings, embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The bundled article's engine, and one over the test article."""
+    rowing = settings.model_copy(update={"corpus_dir": ROWING, "index_dir": tmp_path_factory.mktemp("rowing-index")})
+    return {"wego": engine, "rowing": Engine(rowing, embedder)}
 
 
 @pytest.fixture

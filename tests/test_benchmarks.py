@@ -123,3 +123,20 @@ def test_scale_benchmark_measures_exact_approximate_and_bm25(tiny_squad: Path, t
     assert [r["engine"] for r in rows] == [True, False, True] * 2  # exact below APPROX_INDEX_THRESHOLD
     assert (tmp_path / "scale.png").stat().st_size > 10_000
     assert "| 5,000 | `IVF" in run.stdout
+
+
+@pytest.mark.timeout(300)
+def test_conversation_benchmark_compares_history_with_none(tmp_path: Path) -> None:
+    out = tmp_path / "conversations.json"
+    run = subprocess.run(
+        [sys.executable, "benchmarks/conversations.py", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    results = json.loads(out.read_text())
+    with_history, alone = results["with history"], results["without history"]
+    assert results["conversations"] >= 15 and with_history["turns"] == alone["turns"]
+    assert with_history["follow_up"] > alone["follow_up"] and with_history["new_topic"] == alone["new_topic"]
+    assert "with history" in run.stdout and "follow_up" in run.stdout
