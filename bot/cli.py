@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import sys
@@ -12,11 +13,14 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.engine import KNOWN_ERRORS, Answer, Engine, InvalidQuestion, index_config
+from bot.history import Conversations, Turn
+from bot.questionlog import LogError, Origin, QuestionLog, open_log
 from bot.settings import Settings, SettingsError, load_settings
 from index.build import build
 from index.embedder import Embedder
 
-EXPECTED_ERRORS = (SettingsError, *KNOWN_ERRORS)
+EXPECTED_ERRORS = (SettingsError, LogError, *KNOWN_ERRORS)
+CHAT = "terminal"  # the terminal chat is one conversation
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,8 +53,16 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--batch", metavar="FILE", help="read one question per line from FILE, or - for standard input")
     ask.set_defaults(handler=_ask)
 
-    chat = commands.add_parser("chat", help="ask several questions at an interactive prompt")
+    chat = commands.add_parser("chat", help="a conversation: each question may follow up on the ones before")
+    chat.add_argument("--json", action="store_true", help="read questions from standard input, print JSON Lines")
     chat.set_defaults(handler=_chat)
+
+    stats = commands.add_parser("stats", help="what was asked: counts, votes, latency, the questions not answered")
+    stats.add_argument("--days", type=int, default=30, help="the last N days (default 30)")
+    output = stats.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print one JSON object")
+    output.add_argument("--csv", action="store_true", help="export every logged question as CSV")
+    stats.set_defaults(handler=_stats)
 
     run = commands.add_parser("run", help="run the Discord bot (needs DISCORD_TOKEN)")
     run.add_argument(
@@ -58,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start the terminal chat instead when no token is set",
     )
-    run.set_defaults(handler=_run)
+    run.set_defaults(handler=_run, json=False)  # --chat-without-token starts the interactive chat
     return parser
 
 
@@ -77,11 +89,11 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     if (args.question is None) == (args.batch is None):
         print("error: give either a question or --batch FILE", file=sys.stderr)
         return 2
-    engine = Engine(settings)
+    engine, questions = Engine(settings), open_log(settings)
     if args.batch is not None:
         with _open_input(args.batch) as lines:
             for line in lines:
-                print(json.dumps(_ask_json(engine, line.rstrip("\n")), ensure_ascii=False), flush=True)
+                print(json.dumps(_ask_json(engine, line.rstrip("\n"), questions), ensure_ascii=False), flush=True)
         return 0
     try:
         answer = engine.ask(args.question)
@@ -89,20 +101,36 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
         print(exc, file=sys.stderr)
         return 2
     print(json.dumps(answer_json(answer), ensure_ascii=False, indent=2) if args.json else format_answer(answer))
+    _record(questions, answer, "ask")
     return 0
 
 
 def _chat(args: argparse.Namespace, settings: Settings) -> int:
-    engine = Engine(settings)
-    print("Ask about the article (Ctrl-D or 'quit' to leave).")
+    """One conversation: each question is answered with the turns before it (HISTORY_TURNS)."""
+    engine, questions = Engine(settings), open_log(settings)
+    memory = Conversations(settings.history_turns, settings.history_ttl_minutes * 60)
+    if args.json:
+        for line in sys.stdin:
+            print(json.dumps(_ask_json(engine, line.rstrip("\n"), questions, memory), ensure_ascii=False), flush=True)
+        return 0
+    print("Ask about the article; follow-up questions are welcome (Ctrl-D or 'quit' to leave).")
     for question in _prompt_lines():
         if question.strip().lower() in {"quit", "exit"}:
             break
         try:
-            print(format_answer(engine.ask(question)) + "\n")
+            answer = _converse(engine, question, memory)
+            print(format_answer(answer) + "\n")
+            _record(questions, answer, "chat")
         except InvalidQuestion as exc:
             print(f"{exc}\n")
     return 0
+
+
+def _converse(engine: Engine, question: str, memory: Conversations) -> Answer:
+    """Answer a turn of the terminal's one conversation and remember it."""
+    answer = engine.ask(question, memory.history(CHAT))
+    memory.record(CHAT, Turn.of(answer))
+    return answer
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
@@ -126,11 +154,38 @@ def answer_json(answer: Answer) -> dict:
     return {"question": data.pop("question"), "answer": data.pop("text"), **data}
 
 
-def _ask_json(engine: Engine, question: str) -> dict:
+def _ask_json(
+    engine: Engine, question: str, questions: QuestionLog | None, memory: Conversations | None = None
+) -> dict:
+    """One line of JSON output: the answer (a conversation's next turn when given its memory) or the error."""
     try:
-        return answer_json(engine.ask(question))
+        answer = _converse(engine, question, memory) if memory is not None else engine.ask(question)
     except InvalidQuestion as exc:
         return {"question": question, "error": str(exc)}
+    _record(questions, answer, "ask" if memory is None else "chat")
+    return answer_json(answer)
+
+
+def _record(questions: QuestionLog | None, answer: Answer, front_end: str) -> None:
+    if questions is not None:
+        questions.record(answer, Origin(front_end), sum(answer.timings_ms.values()))
+
+
+def _stats(args: argparse.Namespace, settings: Settings) -> int:
+    """The question log summarised (text or --json), or exported (--csv)."""
+    from bot.stats import summary  # matplotlib is imported only for stats
+
+    questions = QuestionLog.configured(settings)
+    if args.csv:
+        rows = list(questions.rows(args.days))
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["id"])
+        writer.writeheader()
+        writer.writerows(rows)
+    elif args.json:
+        print(json.dumps(questions.stats(args.days), ensure_ascii=False, indent=2))
+    else:
+        print(summary(questions.stats(args.days)))
+    return 0
 
 
 def format_answer(answer: Answer, width: int = 100) -> str:

@@ -1,11 +1,13 @@
 """The Discord bot: a `commands.Bot` (or `AutoShardedBot` with SHARD_COUNT) holding the engine and the Cogs.
 
-Intents are the defaults; the privileged message-content intent is asked for only when ASK_CHANNEL_IDS is set,
-since Discord delivers the content of messages that mention the bot (and of DMs) without it.
+Intents are the defaults; the privileged message-content intent is asked for only when ASK_CHANNEL_IDS is set or
+THREADS is on (follow-ups in a thread need no mention), since Discord delivers the content of messages that
+mention the bot (and of DMs) without it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 
@@ -16,13 +18,20 @@ from discord.ext import commands
 from bot.cogs.admin import AdminCog
 from bot.cogs.ask import APOLOGY, AskCog
 from bot.engine import Engine
+from bot.feedback import VoteButton
+from bot.questionlog import QuestionLog, open_log
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# What the bot needs in a channel: read it, answer (in threads too) with embeds, reply to messages.
+# What the bot needs in a channel: read it, answer (in threads too) with embeds, reply to messages, start threads.
 PERMISSIONS = discord.Permissions(
-    view_channel=True, send_messages=True, send_messages_in_threads=True, embed_links=True, read_message_history=True
+    view_channel=True,
+    send_messages=True,
+    send_messages_in_threads=True,
+    create_public_threads=True,
+    embed_links=True,
+    read_message_history=True,
 )
 
 
@@ -31,7 +40,7 @@ class _ArticleBotMixin:
 
     def __init__(self, settings: Settings, engine: Engine) -> None:
         intents = discord.Intents.default()
-        intents.message_content = bool(settings.ask_channel_ids)
+        intents.message_content = bool(settings.ask_channel_ids) or settings.threads
         super().__init__(  # type: ignore[call-arg]
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -41,10 +50,13 @@ class _ArticleBotMixin:
         )
         self.settings = settings
         self.engine = engine
+        self.questions: QuestionLog | None = None
 
     async def setup_hook(self) -> None:
-        await self.add_cog(AskCog(self, self.engine, self.settings))
-        await self.add_cog(AdminCog(self.engine, self.settings))
+        self.questions = await asyncio.to_thread(open_log, self.settings)
+        self.add_dynamic_items(VoteButton)  # 👍/👎 under answers sent before a restart keep working
+        await self.add_cog(AskCog(self, self.engine, self.settings, self.questions))
+        await self.add_cog(AdminCog(self.engine, self.settings, self.questions))
         self.tree.on_error = self.on_app_command_error
         if self.settings.discord_guild_id:
             guild = discord.Object(id=self.settings.discord_guild_id)
@@ -58,6 +70,11 @@ class _ArticleBotMixin:
 
     async def on_message(self, message: discord.Message) -> None:
         """Messages are questions for the AskCog, never prefix commands: skip `process_commands`."""
+
+    async def close(self) -> None:
+        await super().close()  # type: ignore[misc]
+        if self.questions is not None:
+            self.questions.close()
 
     async def on_ready(self) -> None:
         log.info("ready: logged in as %s, answering from %d passages", self.user, self.engine.sources().passages)
@@ -103,7 +120,8 @@ def run_bot(settings: Settings) -> int:
         return 1
     except discord.PrivilegedIntentsRequired:
         print(
-            "error: enable the Message Content intent for the bot in the Developer Portal (needed by ASK_CHANNEL_IDS)",
+            "error: enable the Message Content intent for the bot in the Developer Portal (needed by THREADS and "
+            "ASK_CHANNEL_IDS), or set THREADS=false",
             file=sys.stderr,
         )
         return 1

@@ -6,6 +6,8 @@ escape sequence or an unclosed `**`; the whole embed is then shrunk until it fit
 
 from __future__ import annotations
 
+import textwrap
+
 import discord
 from discord.utils import escape_markdown, escape_mentions
 
@@ -19,6 +21,7 @@ FIELD_COUNT_LIMIT = 25
 TITLE_LIMIT = 256
 EMBED_TOTAL_LIMIT = 6000
 MESSAGE_LIMIT = 2000
+THREAD_NAME_LIMIT = 100
 
 ANSWER_COLOUR = discord.Colour.blurple()
 ABSTAIN_COLOUR = discord.Colour.light_grey()
@@ -69,6 +72,15 @@ def safe(text: str, limit: int) -> str:
 def plain(text: str) -> str:
     """A plain reply (hints, refusals, errors) escaped and trimmed to a message's limit."""
     return safe(text, MESSAGE_LIMIT)
+
+
+def thread_name(question: str) -> str:
+    """A thread named after its question: one line, trimmed at a word boundary to Discord's 100 characters."""
+    name = " ".join(question.split())
+    if len(name) <= THREAD_NAME_LIMIT:
+        return name
+    short = textwrap.shorten(name, THREAD_NAME_LIMIT, placeholder="…")
+    return short if len(short) > 1 else name[: THREAD_NAME_LIMIT - 1] + "…"
 
 
 def _answer_embed(answer: Answer, quote_limit: int) -> discord.Embed:

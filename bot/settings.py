@@ -43,6 +43,17 @@ class Settings(BaseSettings):
     min_confidence: float | None = Field(None, ge=0, le=1)
     max_question_chars: int = Field(500, ge=10)
 
+    # Conversations.
+    history_turns: int = Field(3, ge=0, le=20)
+    history_ttl_minutes: float = Field(30.0, gt=0)
+    threads: bool = True
+
+    # The question log.
+    log_questions: bool = True
+    database_url: str = "sqlite:///data/articlebot.db"
+    log_salt: SecretStr | None = None
+    log_retention_days: int = Field(90, ge=1)
+
     # Discord.
     discord_token: SecretStr | None = None
     discord_guild_id: int | None = None

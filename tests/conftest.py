@@ -30,8 +30,10 @@ def embedder() -> Embedder:
 
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """Settings for the bundled corpus with a fresh index folder, ignoring any .env of the developer."""
-    return load_settings(index_dir=tmp_path_factory.mktemp("index"), _env_file=None)
+    """Settings for the bundled corpus with a fresh index folder and question log, ignoring any .env of the
+    developer."""
+    log = tmp_path_factory.mktemp("log") / "articlebot.db"
+    return load_settings(index_dir=tmp_path_factory.mktemp("index"), database_url=f"sqlite:///{log}", _env_file=None)
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import mimetypes
 import re
 import secrets
 import time
@@ -70,6 +71,15 @@ SETTABLE_FLAGS = FLAG_SUPPRESS_EMBEDS | FLAG_SUPPRESS_NOTIFICATIONS
 CALLBACK_PONG = 1
 CALLBACK_CHANNEL_MESSAGE = 4
 CALLBACK_DEFERRED_CHANNEL_MESSAGE = 5
+CALLBACK_MODAL = 9
+
+# Interaction types, and the component types of buttons, action rows and text inputs.
+INTERACTION_COMMAND = 2
+INTERACTION_COMPONENT = 3
+INTERACTION_MODAL_SUBMIT = 5
+COMPONENT_ACTION_ROW = 1
+COMPONENT_BUTTON = 2
+COMPONENT_TEXT_INPUT = 4
 
 ALL_PERMISSIONS = discord.Permissions.all().value
 ADMINISTRATOR = discord.Permissions(administrator=True).value
@@ -100,6 +110,13 @@ BOT_PERMISSIONS = discord.Permissions(
     use_application_commands=True,
 ).value
 SEND_PERMISSIONS = discord.Permissions(view_channel=True, send_messages=True).value
+THREAD_SEND_PERMISSIONS = discord.Permissions(view_channel=True, send_messages_in_threads=True).value
+THREAD_CREATE_PERMISSIONS = discord.Permissions(view_channel=True, create_public_threads=True).value
+
+# Channel types, and the message flag of a message a thread was started on.
+CHANNEL_GUILD_TEXT = 0
+CHANNEL_PUBLIC_THREAD = 11
+FLAG_HAS_THREAD = 1 << 5
 
 _COMMAND_NAME = re.compile(r"^[-_'\w]{1,32}$")
 _USER_MENTION = re.compile(r"<@!?(\d+)>")
@@ -229,6 +246,41 @@ class Channel:
 
 
 @dataclass
+class Thread:
+    """A public thread started on a message: it has the message's id, as on Discord."""
+
+    id: int
+    name: str
+    parent_id: int
+    owner_id: int
+    created: str
+    auto_archive_duration: int = 1440
+
+    def payload(self, guild_id: int) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "type": CHANNEL_PUBLIC_THREAD,
+            "guild_id": str(guild_id),
+            "parent_id": str(self.parent_id),
+            "owner_id": str(self.owner_id),
+            "name": self.name,
+            "last_message_id": None,
+            "message_count": 0,
+            "member_count": 1,
+            "total_message_sent": 0,
+            "rate_limit_per_user": 0,
+            "flags": 0,
+            "thread_metadata": {
+                "archived": False,
+                "auto_archive_duration": self.auto_archive_duration,
+                "archive_timestamp": self.created,
+                "locked": False,
+                "create_timestamp": self.created,
+            },
+        }
+
+
+@dataclass
 class RecordedRequest:
     """One REST request the client made, and what the emulator answered."""
 
@@ -273,6 +325,7 @@ class EmulatedInteraction:
     original_message_id: int | None = None
     loading: bool = False  # deferred with a "thinking" message not yet resolved
     followup_message_ids: list[int] = field(default_factory=list)
+    modal: dict[str, Any] | None = None  # the modal the bot answered with (callback type 9)
 
 
 class GatewayConnection:
@@ -365,6 +418,11 @@ def _form_error(path: tuple[str | int, ...], code: str, message: str) -> web.Res
     return errors.response()  # type: ignore[return-value]  # never None with an error added
 
 
+def _text_input(component: dict[str, Any]) -> dict[str, Any]:
+    """A submitted text input as Discord sends it back: its type and custom id (the value is added)."""
+    return {"type": COMPONENT_TEXT_INPUT, "custom_id": component["custom_id"]}
+
+
 def _optional_str(value: Any) -> str | None:
     """Discord accepts permission bit sets as numbers or strings and always answers with strings."""
     return None if value is None else str(value)
@@ -433,6 +491,8 @@ class DiscordEmulator:
         self.interactions: dict[int, EmulatedInteraction] = {}
         self.commands: dict[int | None, list[dict[str, Any]]] = {}  # registered commands by guild id (None: global)
         self.dm_channels: dict[int, int] = {}  # user id -> DM channel id
+        self.uploads: dict[int, bytes] = {}  # files the bot attached to messages, by attachment id
+        self.threads: dict[int, Thread] = {}  # active threads, by id (the id of the message each started on)
 
         self._sessions: dict[str, GatewaySession] = {}
         self._interactions_by_token: dict[str, EmulatedInteraction] = {}
@@ -673,19 +733,65 @@ class DiscordEmulator:
         if "guild_id" in command:
             data["guild_id"] = command["guild_id"]
         data.update(self._command_options(command, options or {}))
+        return await self._interact(user_id, INTERACTION_COMMAND, name, data, channel_id, guild=guild, locale=locale)
+
+    async def click_button(self, user_id: int, message_id: int, custom_id: str) -> EmulatedInteraction:
+        """Have a guild member click a button of a message (INTERACTION_CREATE, type 3) and return the interaction.
+
+        Like a Discord client, only a button the message shows can be clicked.
+        """
+        message = self.messages[message_id]
+        buttons = [c for row in message["components"] for c in row.get("components", [])]
+        if not any(b.get("type") == COMPONENT_BUTTON and b.get("custom_id") == custom_id for b in buttons):
+            raise ValueError(f"message {message_id} has no button {custom_id!r}")
+        data = {"custom_id": custom_id, "component_type": COMPONENT_BUTTON}
+        extra = {"message": message}
+        return await self._interact(
+            user_id, INTERACTION_COMPONENT, custom_id, data, int(message["channel_id"]), extra=extra
+        )
+
+    async def submit_modal(self, user_id: int, shown_by: int, values: dict[str, str]) -> EmulatedInteraction:
+        """Have the member submit the modal the bot showed in answer to interaction ``shown_by`` (type 5)."""
+        origin = self.interactions[shown_by]
+        if origin.modal is None:
+            raise ValueError(f"interaction {shown_by} was not answered with a modal")
+        inputs = [row["components"][0] for row in origin.modal["components"]]
+        rows = [
+            {"type": COMPONENT_ACTION_ROW, "components": [{**_text_input(c), "value": values.get(c["custom_id"], "")}]}
+            for c in inputs
+        ]
+        data = {"custom_id": origin.modal["custom_id"], "components": rows}
+        extra = {"message": origin.payload["message"]} if "message" in origin.payload else {}
+        channel_id = int(origin.payload["channel_id"])
+        return await self._interact(user_id, INTERACTION_MODAL_SUBMIT, data["custom_id"], data, channel_id, extra=extra)
+
+    async def _interact(
+        self,
+        user_id: int,
+        kind: int,
+        name: str,
+        data: dict[str, Any],
+        channel_id: int | None,
+        *,
+        guild: bool = True,
+        locale: str = "en-US",
+        extra: dict[str, Any] | None = None,
+    ) -> EmulatedInteraction:
+        """Dispatch an INTERACTION_CREATE of a user, in a guild channel (or their DM with ``guild=False``)."""
         user = self.users[user_id]
         interaction_id = self.snowflake()
         token = "aW50ZXJhY3Rpb246" + secrets.token_urlsafe(96)  # base64("interaction:") + secret, like Discord
         payload: dict[str, Any] = {
             "id": str(interaction_id),
             "application_id": str(self.application_id),
-            "type": 2,
+            "type": kind,
             "data": data,
             "token": token,
             "version": 1,
             "locale": locale,
             "entitlements": [],
             "attachment_size_limit": 10 * 1024 * 1024,
+            **(extra or {}),
         }
         if guild:
             channel_id = channel_id or self.channel_id
@@ -695,7 +801,8 @@ class DiscordEmulator:
                 "guild": {"id": str(self.guild_id), "locale": "en-US", "features": []},
                 "guild_locale": "en-US",
                 "channel_id": str(channel_id),
-                "channel": self.channels[channel_id].payload(self.guild_id) | {"permissions": str(permissions)},
+                "channel": (self.channels.get(channel_id) or self.threads[channel_id]).payload(self.guild_id)
+                | {"permissions": str(permissions)},
                 "member": self.members[user_id].payload(permissions=permissions),
                 "app_permissions": str(self.permissions_of(self.bot.id)),
                 "authorizing_integration_owners": {"0": str(self.guild_id)},
@@ -879,7 +986,7 @@ class DiscordEmulator:
             "member_count": len(self.members),
             "members": [member.payload() for member in members],
             "channels": [channel.payload(self.guild_id) for channel in self.channels.values()],
-            "threads": [],
+            "threads": [thread.payload(self.guild_id) for thread in self.threads.values()],
             "presences": [],
             "voice_states": [],
             "stage_instances": [],
@@ -907,6 +1014,7 @@ class DiscordEmulator:
             ("GET", "/channels/{channel_id}", self._get_channel),
             ("POST", "/channels/{channel_id}/typing", self._typing),
             ("POST", "/channels/{channel_id}/messages", self._post_channel_message),
+            ("POST", message + "/threads", self._start_thread),
             ("GET", message, self._channel_message),
             ("PATCH", message, self._channel_message),
             ("DELETE", message, self._channel_message),
@@ -944,9 +1052,16 @@ class DiscordEmulator:
 
     @staticmethod
     async def _read_body(request: web.Request) -> Any:
-        """The JSON body (of a multipart request: its `payload_json` part); the bot never uploads files."""
+        """The JSON body; of a multipart request, its `payload_json` part with the uploaded `files[n]` parts
+        added under `_uploads`, in order."""
         if request.content_type == "multipart/form-data":
-            return json.loads(str((await request.post())["payload_json"]))
+            form = await request.post()
+            body = json.loads(str(form["payload_json"]))
+            files = sorted((k, v) for k, v in form.items() if k.startswith("files[") and isinstance(v, web.FileField))
+            body["_uploads"] = [
+                {"filename": f.filename, "content_type": f.content_type, "data": f.file.read()} for _, f in files
+            ]
+            return body
         raw = await request.read()
         if request.content_type == "application/json" and raw:
             return json.loads(raw)
@@ -1137,8 +1252,8 @@ class DiscordEmulator:
 
     async def _get_channel(self, request: web.Request) -> web.Response:
         channel_id = int(request.match_info["channel_id"])
-        if channel_id in self.channels:
-            return _json(self.channels[channel_id].payload(self.guild_id))
+        if channel := self.channels.get(channel_id) or self.threads.get(channel_id):
+            return _json(channel.payload(self.guild_id))
         for user_id, dm_id in self.dm_channels.items():
             if dm_id == channel_id:
                 return _json(self._dm_channel_payload(user_id))
@@ -1146,15 +1261,16 @@ class DiscordEmulator:
 
     async def _typing(self, request: web.Request) -> web.Response:
         channel_id = int(request.match_info["channel_id"])
-        if channel_id not in self.channels and channel_id not in self.dm_channels.values():
+        if not self._in_guild(channel_id) and channel_id not in self.dm_channels.values():
             return _error(404, 10003, "Unknown Channel")
         return _no_content()
 
     async def _post_channel_message(self, request: web.Request) -> web.Response:
         channel_id = int(request.match_info["channel_id"])
-        if channel_id not in self.channels and channel_id not in self.dm_channels.values():
+        if not self._in_guild(channel_id) and channel_id not in self.dm_channels.values():
             return _error(404, 10003, "Unknown Channel")
-        if channel_id in self.channels and self.permissions_of(self.bot.id) & SEND_PERMISSIONS != SEND_PERMISSIONS:
+        needed = THREAD_SEND_PERMISSIONS if channel_id in self.threads else SEND_PERMISSIONS
+        if self._in_guild(channel_id) and self.permissions_of(self.bot.id) & needed != needed:
             return _error(403, 50013, "Missing Permissions")
         body = self._body(request) or {}
         message = self._create_message(channel_id, self.bot, body)
@@ -1162,6 +1278,45 @@ class DiscordEmulator:
             return message
         await self._publish("MESSAGE_CREATE", message)
         return _json(message)
+
+    async def _start_thread(self, request: web.Request) -> web.Response:
+        """Start a public thread on a message (the thread takes the message's id) and announce THREAD_CREATE."""
+        channel_id, message_id = int(request.match_info["channel_id"]), int(request.match_info["message_id"])
+        channel = self.channels.get(channel_id)
+        message = self.messages.get(message_id)
+        if channel is None:
+            return _error(404, 10003, "Unknown Channel")
+        if channel.type != CHANNEL_GUILD_TEXT:
+            return _error(400, 50024, "Cannot execute action on this channel type")
+        if message is None or message["channel_id"] != str(channel_id):
+            return _error(404, 10008, "Unknown Message")
+        if self.permissions_of(self.bot.id) & THREAD_CREATE_PERMISSIONS != THREAD_CREATE_PERMISSIONS:
+            return _error(403, 50013, "Missing Permissions")
+        if message_id in self.threads:
+            return _error(400, 160004, "A thread has already been created for this message")
+        body = self._body(request) or {}
+        name = body.get("name")
+        if not isinstance(name, str) or not 1 <= len(name) <= 100:
+            return _form_error(("name",), "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
+        thread = Thread(
+            message_id,
+            name,
+            channel_id,
+            self.bot.id,
+            snowflake_timestamp(self.snowflake()),
+            body.get("auto_archive_duration") or 1440,
+        )
+        self.threads[message_id] = thread
+        message["flags"] |= FLAG_HAS_THREAD
+        message["thread"] = thread.payload(self.guild_id)
+        session = self._session_for(self.guild_id)
+        if session is not None and session.intents & INTENT_GUILDS:
+            await session.dispatch("THREAD_CREATE", thread.payload(self.guild_id) | {"newly_created": True})
+        return _json(thread.payload(self.guild_id))
+
+    def _in_guild(self, channel_id: int) -> bool:
+        """Whether a channel id is one of the guild's channels or threads (not a DM)."""
+        return channel_id in self.channels or channel_id in self.threads
 
     async def _channel_message(self, request: web.Request) -> web.Response:
         channel_id, message_id = int(request.match_info["channel_id"]), int(request.match_info["message_id"])
@@ -1211,10 +1366,14 @@ class DiscordEmulator:
             )
             assert not isinstance(created, web.Response)
             message, interaction.loading = created, True
-        elif kind not in (CALLBACK_PONG, 6, 7, 8, 9, 10, 12):
+        elif kind == CALLBACK_MODAL:
+            if invalid := self._modal_errors(data):
+                return invalid
+            interaction.modal = data
+        elif kind not in (CALLBACK_PONG, 6, 7, 8, 10, 12):
             return _form_error(("type",), "BASE_TYPE_CHOICES", "Value must be one of {1, 4, 5, 6, 7, 8, 9, 10, 12}.")
         interaction.response_type = kind
-        answer: dict[str, Any] = {"interaction": {"id": str(interaction.id), "type": 2}}
+        answer: dict[str, Any] = {"interaction": {"id": str(interaction.id), "type": interaction.payload["type"]}}
         if message is not None:
             interaction.original_message_id = int(message["id"])
             answer["interaction"] |= {
@@ -1225,6 +1384,19 @@ class DiscordEmulator:
             answer["resource"] = {"type": kind, "message": message}
             await self._publish("MESSAGE_CREATE", message)
         return _json(answer) if request.query.get("with_response") in ("1", "true", "True") else _no_content()
+
+    @staticmethod
+    def _modal_errors(data: dict[str, Any]) -> web.Response | None:
+        """Discord's checks of a modal: a custom id, a title of 1-45 characters, 1-5 rows of one text input."""
+        if not data.get("custom_id") or not 1 <= len(data.get("title") or "") <= 45:
+            return _form_error(("data", "title"), "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 45 in length.")
+        rows = data.get("components") or []
+        if not 1 <= len(rows) <= 5 or any(
+            len(row.get("components", [])) != 1 or row["components"][0].get("type") != COMPONENT_TEXT_INPUT
+            for row in rows
+        ):
+            return _form_error(("data", "components"), "MODAL_INVALID", "A modal holds 1-5 rows of one text input.")
+        return None
 
     def _interaction_message(
         self, interaction: EmulatedInteraction, body: dict[str, Any]
@@ -1299,7 +1471,7 @@ class DiscordEmulator:
             "author": author.payload(),
             "content": body.get("content") or "",
             "embeds": [{"type": "rich", **embed} for embed in body.get("embeds") or []],
-            "attachments": [],
+            "attachments": [self._attachment(upload) for upload in body.get("_uploads", [])],
             "components": body.get("components") or [],
             "mentions": [],
             "mention_roles": [],
@@ -1325,7 +1497,7 @@ class DiscordEmulator:
                     "channel_id": str(channel_id),
                     "message_id": referenced["id"],
                 }
-                if channel_id in self.channels:
+                if self._in_guild(channel_id):
                     message["message_reference"]["guild_id"] = str(self.guild_id)
                 message["referenced_message"] = {k: v for k, v in referenced.items() if k != "referenced_message"}
                 replied_author = referenced["author"]["id"]
@@ -1336,6 +1508,21 @@ class DiscordEmulator:
         self._set_mentions(message, body.get("allowed_mentions"), replied_author)
         self.messages[message_id] = message
         return message
+
+    def _attachment(self, upload: dict[str, Any]) -> dict[str, Any]:
+        """An uploaded file as a message attachment; its bytes are kept in ``uploads`` by attachment id."""
+        attachment_id = self.snowflake()
+        self.uploads[attachment_id] = upload["data"]
+        url = f"{self.base_url}/attachments/{attachment_id}/{upload['filename']}"
+        return {
+            "id": str(attachment_id),
+            "filename": upload["filename"],
+            "size": len(upload["data"]),
+            "url": url,
+            "proxy_url": url,
+            # Discord names the type from the file name, whatever the upload's part said.
+            "content_type": mimetypes.guess_type(upload["filename"])[0] or upload["content_type"],
+        }
 
     def _interaction_fields(self, interaction: EmulatedInteraction) -> dict[str, Any]:
         user = self.users[interaction.user_id].payload()
@@ -1445,6 +1632,10 @@ class DiscordEmulator:
             if key in body:
                 edited[key] = body[key] or ("" if key == "content" else [])
         edited["embeds"] = [{"type": "rich", **embed} for embed in edited["embeds"]]
+        if "attachments" in body or "_uploads" in body:  # listed attachments are kept, uploads are added
+            kept = {str(a.get("id")) for a in body.get("attachments", [])}
+            edited["attachments"] = [a for a in message["attachments"] if a["id"] in kept]
+            edited["attachments"] += [self._attachment(upload) for upload in body.get("_uploads", [])]
         if "flags" in body:
             edited["flags"] = (message["flags"] & ~FLAG_SUPPRESS_EMBEDS) | (body["flags"] & FLAG_SUPPRESS_EMBEDS)
         resolving = bool(message["flags"] & FLAG_LOADING)
@@ -1467,7 +1658,7 @@ class DiscordEmulator:
     async def _delete_message(self, message: dict[str, Any]) -> web.Response:
         del self.messages[int(message["id"])]
         deletion = {"id": message["id"], "channel_id": message["channel_id"]}
-        if int(message["channel_id"]) in self.channels:
+        if self._in_guild(int(message["channel_id"])):
             deletion["guild_id"] = str(self.guild_id)
         if not message["flags"] & FLAG_EPHEMERAL:
             await self._dispatch_message_event("MESSAGE_DELETE", deletion, int(message["channel_id"]))
@@ -1479,7 +1670,7 @@ class DiscordEmulator:
             return
         channel_id = int(message["channel_id"])
         data = dict(message)
-        in_guild = channel_id in self.channels
+        in_guild = self._in_guild(channel_id)
         author_id = int(message["author"]["id"])
         if in_guild:
             data["guild_id"] = str(self.guild_id)
@@ -1508,7 +1699,7 @@ class DiscordEmulator:
     async def _dispatch_message_event(
         self, event: str, data: dict[str, Any], channel_id: int, *, required: bool = False
     ) -> None:
-        in_guild = channel_id in self.channels
+        in_guild = self._in_guild(channel_id)
         session = self._session_for(self.guild_id if in_guild else None)
         if session is None:
             if required:

@@ -72,3 +72,35 @@ def test_chat_and_run_without_token(env: dict[str, str]) -> None:
     run = articlebot(env, "run")
     assert run.returncode == 1
     assert run.stderr.strip().count("\n") == 0 and "DISCORD_TOKEN is not set" in run.stderr
+
+
+def test_chat_json_is_a_conversation_of_json_lines(env: dict[str, str]) -> None:
+    turns = "What is Park Jung-sook's job?\nIn which city is her office?\n\nWhat is the capital of France?\n"
+    run = articlebot(env, "chat", "--json", stdin=turns)
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert run.returncode == 0 and len(lines) == 4
+    assert "Secretary-General" in lines[0]["answer"] and lines[0]["question"] == "What is Park Jung-sook's job?"
+    assert lines[1]["short_answer"] == "Seoul" and lines[1]["citations"][0]["paragraph"] == 11
+    assert "error" in lines[2] and lines[3]["abstained"] is True
+
+
+def test_chat_without_history_answers_each_question_alone(env: dict[str, str]) -> None:
+    turns = "What is Park Jung-sook's job?\nIn which city is her office?\n"
+    lines = articlebot({**env, "HISTORY_TURNS": "0"}, "chat", "--json", stdin=turns).stdout.splitlines()
+    assert json.loads(lines[1])["abstained"] is True
+
+
+def test_stats_summarise_and_export_the_question_log(env: dict[str, str], tmp_path: Path) -> None:
+    logged = {**env, "DATABASE_URL": f"sqlite:///{tmp_path / 'log.db'}"}
+    articlebot(logged, "ask", "Who heads WeGO's secretariat?")
+    articlebot(logged, "chat", "--json", stdin="What is the capital of France?\nWhat is the capital of France?\n")
+    stats = json.loads(articlebot(logged, "stats", "--json").stdout)
+    assert (stats["questions"], stats["answered"], stats["abstained"]) == (3, 1, 2)
+    assert stats["votes"] == {"up": 0, "down": 0} and stats["median_latency_ms"] > 0
+    assert stats["gaps"] == [{"question": "What is the capital of France?", "count": 2, "abstained": 2, "down": 0}]
+    assert [d["questions"] for d in stats["per_day"]] == [3]
+    export = articlebot(logged, "stats", "--csv").stdout.splitlines()
+    assert export[0].startswith("id,asked_at,front_end") and len(export) == 4
+    assert "3 questions, 1 answered, 2 not answered" in articlebot(logged, "stats").stdout
+    articlebot({**logged, "LOG_QUESTIONS": "false"}, "ask", "Who heads WeGO's secretariat?")
+    assert json.loads(articlebot(logged, "stats", "--json").stdout)["questions"] == 3

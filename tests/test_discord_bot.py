@@ -7,7 +7,11 @@ messages, with their embeds, flags and `allowed_mentions`.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -60,6 +64,11 @@ async def ask_by_mention(emu: DiscordEmulator, user: int, question: str, **where
     return reply
 
 
+async def thread_on(emu: DiscordEmulator, reply: RecordedRequest) -> Any:
+    """The thread the bot starts on its answer (just after sending it)."""
+    return await emu.wait_for(lambda: emu.threads.get(int(reply.response["id"])), timeout=10)
+
+
 def embed_text(embed: dict[str, Any]) -> str:
     return "\n".join([embed["description"], *(f"{f['name']}\n{f['value']}" for f in embed.get("fields", []))])
 
@@ -98,7 +107,7 @@ async def test_mention_gets_a_cited_answer(emu: DiscordEmulator, start_bot: Star
     assert invite_url(emu.application_id) in caplog.text
     assert f"permissions={PERMISSIONS.value}" in README.read_text(encoding="utf-8"), "README's invite link"
     [sync] = emu.command_syncs
-    assert sync.guild_id == emu.guild_id and sorted(sync.names) == ["ask", "help", "rebuild", "sources"]
+    assert sync.guild_id == emu.guild_id and sorted(sync.names) == ["ask", "help", "rebuild", "sources", "stats"]
     [rebuild] = [c for c in sync.commands if c["name"] == "rebuild"]
     assert rebuild["default_member_permissions"] == str(discord.Permissions(manage_guild=True).value)
     assert emu.failed_requests == []
@@ -212,6 +221,7 @@ async def test_sources_and_help(emu: DiscordEmulator, start_bot: StartBot, engin
     help_ = await emu.send_slash_command(user, "help")
     [callback] = await emu.wait_for_responses(help_.id, 1, timeout=60)
     assert "/ask" in callback.body["data"]["content"] and "/rebuild" in callback.body["data"]["content"]
+    assert "thread" in callback.body["data"]["content"] and "keyed hash" in callback.body["data"]["content"]
 
 
 async def test_dms_follow_allow_dms(emu: DiscordEmulator, start_bot: StartBot) -> None:
@@ -263,7 +273,7 @@ async def test_a_failing_command_logs_and_apologises(
     user = emu.add_member("nina")
     await start_bot(own_engine)
 
-    def broken(question: str) -> None:
+    def broken(question: str, history: object = ()) -> None:
         raise RuntimeError("the disk vanished")
 
     monkeypatch.setattr(own_engine, "ask", broken)  # a fault injected below the Discord layer
@@ -350,9 +360,11 @@ async def test_a_failed_rebuild_keeps_the_old_index(
     assert_cited_answer((await ask_by_mention(emu, admin, SECRETARIAT)).body["embeds"][0], "Park Jung-sook", 11)
 
 
-async def test_a_burst_of_questions_is_answered_exactly_once(emu: DiscordEmulator, start_bot: StartBot, caplog) -> None:
+async def test_a_burst_of_questions_is_answered_and_logged_exactly_once(
+    emu: DiscordEmulator, start_bot: StartBot, caplog, tmp_path: Path
+) -> None:
     users = [emu.add_member(f"user{i}") for i in range(20)]
-    await start_bot()
+    bot = await start_bot(database_url=f"sqlite:///{tmp_path / 'burst.db'}")
     started = time.monotonic()
     with caplog.at_level(logging.WARNING):
         asked = {}
@@ -371,6 +383,10 @@ async def test_a_burst_of_questions_is_answered_exactly_once(emu: DiscordEmulato
         assert any(f.lower() in reply.body["embeds"][0]["description"].lower() for f in facts)
     assert emu.failed_requests == [] and not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert elapsed < 150
+    await emu.wait_for(lambda: bot.questions.stats(days=1)["questions"] >= 200, timeout=30)
+    logged = list(bot.questions.rows(days=1))
+    assert len(logged) == 200 and all(r["front_end"] == "discord" and r["channel_id"] for r in logged)
+    assert sorted(r["question"] for r in logged) == sorted(item["question"] for item in asked.values())
 
 
 async def test_a_rejected_token_gives_one_clear_line(emu: DiscordEmulator, settings: Settings, capsys, caplog) -> None:
@@ -396,3 +412,191 @@ def _write_festival(path: Path) -> None:
         f"The lantern parade of the Harbour Lantern Festival is led by Captain Ilse Marrow.\n\n{stalls}\n",
         encoding="utf-8",
     )
+
+
+async def test_an_answer_starts_a_thread_where_every_message_follows_up(
+    emu: DiscordEmulator, start_bot: StartBot
+) -> None:
+    user = emu.add_member("olivia")
+    await start_bot()
+    first = await ask_by_mention(emu, user, "Who gave the keynote address?")
+    thread = await thread_on(emu, first)
+    assert thread.name == "Who gave the keynote address?" and thread.parent_id == emu.channel_id
+
+    replies = []
+    for question in ("Where is she based?", "Which board does she chair?"):  # no mention needed in the thread
+        message = await emu.send_message(user, question, channel_id=thread.id)
+        [reply] = await emu.wait_for(lambda m=message: emu.replies_to(m), timeout=30)
+        replies.append(reply.body["embeds"][0])
+    assert_cited_answer(replies[0], "Stockholm", 7)
+    assert_cited_answer(replies[1], "High Commissioner for Refugees", 7)
+    assert len(emu.threads) == 1, "follow-ups are answered in the thread, not in new ones"
+    assert emu.failed_requests == []
+
+
+async def test_a_long_question_names_its_thread_within_discords_limit(
+    emu: DiscordEmulator, start_bot: StartBot
+) -> None:
+    user = emu.add_member("pat")
+    await start_bot()
+    question = "Who heads the secretariat of the organization " + "that held its general assembly in Seoul " * 3
+    reply = await ask_by_mention(emu, user, question)
+    name = (await thread_on(emu, reply)).name
+    assert len(name) <= 100 and name.endswith("…") and name.startswith("Who heads the secretariat")
+
+
+async def test_without_threads_a_reply_to_an_answer_follows_it_up(emu: DiscordEmulator, start_bot: StartBot) -> None:
+    user = emu.add_member("quinn")
+    await start_bot(threads=False)
+    first = await ask_by_mention(emu, user, "What is Park Jung-sook's job?")
+    follow_up = await emu.send_message(user, "In which city is her office?", reply_to=int(first.response["id"]))
+    [reply] = await emu.wait_for(lambda: emu.replies_to(follow_up), timeout=30)
+    assert_cited_answer(reply.body["embeds"][0], "Seoul", 11)
+    alone = await ask_by_mention(emu, user, "In which city is her office?")
+    assert "doesn't seem to answer" in alone.body["embeds"][0]["description"], "a new question has no history"
+    assert emu.threads == {}
+
+
+async def test_a_dm_channel_is_one_conversation(emu: DiscordEmulator, start_bot: StartBot) -> None:
+    user = emu.add_member("ruth")
+    await start_bot(allow_dms=True)
+    replies = []
+    for question in ("What is Park Jung-sook's job?", "In which city is her office?"):
+        message = await emu.send_message(user, question, dm=True)
+        [reply] = await emu.wait_for(lambda m=message: emu.replies_to(m), timeout=30)
+        replies.append(reply.body["embeds"][0])
+    assert_cited_answer(replies[1], "Seoul", 11)
+
+
+def vote_buttons(reply: RecordedRequest) -> dict[str, str]:
+    """The answer's buttons: emoji → custom_id."""
+    message = reply.response.get("resource", {}).get("message", reply.response)
+    return {b["emoji"]["name"]: b["custom_id"] for row in message["components"] for b in row["components"]}
+
+
+async def click(emu: DiscordEmulator, user: int, message_id: int, custom_id: str) -> dict[str, Any]:
+    """Click a button and return the bot's interaction callback body."""
+    interaction = await emu.click_button(user, message_id, custom_id)
+    [callback] = await emu.wait_for_responses(interaction.id, 1, timeout=30)
+    return {"interaction": interaction.id, **callback.body}
+
+
+async def test_votes_are_counted_once_per_member_and_a_down_vote_asks_why(
+    emu: DiscordEmulator, start_bot: StartBot, tmp_path: Path
+) -> None:
+    member, other = emu.add_member("sam"), emu.add_member("tess")
+    bot = await start_bot(database_url=f"sqlite:///{tmp_path / 'votes.db'}")
+    reply = await ask_by_mention(emu, member, SECRETARIAT)
+    buttons = vote_buttons(reply)
+    assert set(buttons) == {"👍", "👎"} and all(b.startswith("vote:") for b in buttons.values())
+    answer_id = int(reply.response["id"])
+
+    up = await click(emu, member, answer_id, buttons["👍"])
+    assert up["type"] == 4 and up["data"]["flags"] & FLAG_EPHEMERAL and "👍" in up["data"]["content"]
+    down = await click(emu, member, answer_id, buttons["👎"])
+    assert down["type"] == 9 and down["data"]["title"] == "What was wrong?"
+    submitted = await emu.submit_modal(member, down["interaction"], {down_input(down): "It should say where."})
+    [thanks] = await emu.wait_for_responses(submitted.id, 1, timeout=30)
+    assert thanks.body["data"]["flags"] & FLAG_EPHEMERAL
+    await click(emu, other, answer_id, buttons["👍"])
+
+    stats = bot.questions.stats(days=1)
+    assert stats["votes"] == {"up": 1, "down": 1}, "the member's second click changed their vote"
+    [row] = list(bot.questions.rows(days=1))
+    assert row["comments"] == "It should say where." and row["question"] == SECRETARIAT
+
+
+async def test_vote_buttons_keep_working_after_a_restart(
+    emu: DiscordEmulator, start_bot: StartBot, tmp_path: Path
+) -> None:
+    member = emu.add_member("uma")
+    log = f"sqlite:///{tmp_path / 'votes.db'}"
+    first = await start_bot(database_url=log)
+    reply = await ask_by_mention(emu, member, OFF_TOPIC)
+    await first.close()
+    second = await start_bot(database_url=log)
+    up = await click(emu, member, int(reply.response["id"]), vote_buttons(reply)["👍"])
+    assert up["type"] == 4 and "👍" in up["data"]["content"]
+    assert second.questions.stats(days=1)["votes"] == {"up": 1, "down": 0}
+
+
+def down_input(callback: dict[str, Any]) -> str:
+    """The custom_id of the modal's text input."""
+    return callback["data"]["components"][0]["components"][0]["custom_id"]
+
+
+async def test_stats_are_refused_to_members_and_shown_to_admins_with_a_chart(
+    emu: DiscordEmulator, start_bot: StartBot, tmp_path: Path
+) -> None:
+    member, admin = emu.add_member("vic"), emu.add_member("wanda", admin=True)
+    await start_bot(database_url=f"sqlite:///{tmp_path / 'stats.db'}")
+    for question in (SECRETARIAT, OFF_TOPIC, OFF_TOPIC):
+        await ask_by_mention(emu, member, question)
+
+    refused = await emu.send_slash_command(member, "stats")
+    [refusal] = await emu.wait_for_responses(refused.id, 1, timeout=30)
+    assert "Only server administrators" in refusal.body["data"]["content"]
+    assert refusal.body["data"]["flags"] & FLAG_EPHEMERAL
+
+    shown = await emu.send_slash_command(admin, "stats")
+    _, report = await emu.wait_for_responses(shown.id, 2, timeout=60)
+    text = report.body["content"]
+    assert "Last 7 days: 3 questions, 1 answered, 2 not answered (67%)" in text and OFF_TOPIC in text
+    assert report.body["flags"] & FLAG_EPHEMERAL
+    [message] = emu.interaction_messages(shown.id)  # the "thinking" message, resolved by the report
+    [chart] = message["attachments"]
+    assert chart["filename"] == "questions-per-day.png" and chart["content_type"] == "image/png"
+    assert emu.uploads[int(chart["id"])].startswith(b"\x89PNG") and chart["size"] > 5_000
+
+
+async def test_a_thread_conversation_and_a_down_vote_show_in_the_terminal_stats(
+    emu: DiscordEmulator, start_bot: StartBot, tmp_path: Path
+) -> None:
+    member = emu.add_member("xena")
+    database = f"sqlite:///{tmp_path / 'log.db'}"
+    await start_bot(database_url=database)
+    first = await ask_by_mention(emu, member, "Who gave the keynote address?")
+    thread = (await thread_on(emu, first)).id
+    replies = [first]
+    for question in ("Where is she based?", "Which board does she chair?"):
+        message = await emu.send_message(member, question, channel_id=thread)
+        replies += await emu.wait_for(lambda m=message: emu.replies_to(m), timeout=30)
+    assert_cited_answer(replies[1].body["embeds"][0], "Stockholm", 7)
+    assert_cited_answer(replies[2].body["embeds"][0], "High Commissioner for Refugees", 7)
+    await click(emu, member, int(replies[2].response["id"]), vote_buttons(replies[2])["👎"])
+
+    env = {**os.environ, "DATABASE_URL": database}
+    run = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "stats", "--json"],
+        env=env,
+        cwd=tmp_path,  # no developer .env
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    stats = json.loads(run.stdout)
+    assert stats["questions"] == 3 and stats["votes"] == {"up": 0, "down": 1}
+    assert [g["question"] for g in stats["gaps"]] == ["Which board does she chair?"]
+
+
+async def test_slash_ask_starts_a_thread_on_its_answer(emu: DiscordEmulator, start_bot: StartBot) -> None:
+    user = emu.add_member("yara")
+    await start_bot()
+    interaction = await emu.send_slash_command(user, "ask", {"question": "What is Park Jung-sook's job?"})
+    await emu.wait_for_responses(interaction.id, 2, timeout=60)
+    [answer] = emu.interaction_messages(interaction.id)
+    thread = await emu.wait_for(lambda: emu.threads.get(int(answer["id"])), timeout=10)  # started once it is sent
+    message = await emu.send_message(user, "In which city is her office?", channel_id=thread.id)
+    [reply] = await emu.wait_for(lambda: emu.replies_to(message), timeout=30)
+    assert_cited_answer(reply.body["embeds"][0], "Seoul", 11)
+
+
+async def test_without_permission_to_start_threads_replies_follow_up(emu: DiscordEmulator, start_bot: StartBot) -> None:
+    emu.roles[emu.guild_id].permissions &= ~discord.Permissions(create_public_threads=True).value
+    user = emu.add_member("zoe")
+    await start_bot()
+    first = await ask_by_mention(emu, user, "What is Park Jung-sook's job?")
+    follow_up = await emu.send_message(user, "In which city is her office?", reply_to=int(first.response["id"]))
+    [reply] = await emu.wait_for(lambda: emu.replies_to(follow_up), timeout=30)
+    assert_cited_answer(reply.body["embeds"][0], "Seoul", 11)
+    assert emu.threads == {} and emu.failed_requests == []

@@ -1,4 +1,5 @@
-"""Administration: `/rebuild` re-reads the corpus and swaps in a new index, for admins only.
+"""Administration, for admins only: `/rebuild` re-reads the corpus and swaps in a new index; `/stats` shows
+what members asked, how it went and what the article should say.
 
 The build runs in a worker thread, so questions keep being answered from the old index meanwhile; a failed
 build leaves the old index in service and reports why.
@@ -7,6 +8,7 @@ build leaves the old index in service and reports why.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 
 import discord
@@ -14,20 +16,24 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.engine import KNOWN_ERRORS, BuildInProgress, Engine
+from bot.questionlog import QuestionLog
 from bot.render import plain
 from bot.settings import Settings
+from bot.stats import chart_png, summary
 
 log = logging.getLogger(__name__)
 
 NO_PINGS = discord.AllowedMentions.none()
+CHART = "questions-per-day.png"
 
 
 class AdminCog(commands.Cog):
     """Index maintenance, restricted to administrators."""
 
-    def __init__(self, engine: Engine, settings: Settings) -> None:
+    def __init__(self, engine: Engine, settings: Settings, questions: QuestionLog | None) -> None:
         self.engine = engine
         self.settings = settings
+        self.questions = questions
 
     @app_commands.command(name="rebuild", description="Re-read the corpus and rebuild the index (admins only)")
     @app_commands.default_permissions(manage_guild=True)
@@ -45,6 +51,22 @@ class AdminCog(commands.Cog):
             return
         await interaction.response.send_message("Rebuilding the index…", ephemeral=True)
         await interaction.edit_original_response(content=plain(await self._rebuild(interaction.user)))
+
+    @app_commands.command(name="stats", description="What members asked, votes and unanswered questions (admins only)")
+    @app_commands.default_permissions(manage_guild=True)
+    async def stats(self, interaction: discord.Interaction) -> None:
+        if not self.is_admin(interaction.user):
+            await interaction.response.send_message("Only server administrators can see the stats.", ephemeral=True)
+            return
+        if self.questions is None:
+            await interaction.response.send_message(
+                "The question log is off (LOG_QUESTIONS=false, or its database could not be opened).", ephemeral=True
+            )
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        text, png = await asyncio.to_thread(_report, self.questions)
+        chart = discord.File(io.BytesIO(png), filename=CHART)
+        await interaction.followup.send(plain(text), file=chart, ephemeral=True, allowed_mentions=NO_PINGS)
 
     def is_admin(self, user: discord.User | discord.Member) -> bool:
         """Administrator or Manage Server in this guild, or listed in ADMIN_USER_IDS / ADMIN_ROLE_IDS."""
@@ -67,3 +89,9 @@ class AdminCog(commands.Cog):
             return f"Rebuild failed, still answering from the previous index: {exc}"
         state = "Index already up to date" if report.unchanged else "Index rebuilt"
         return f"{state}: {report.documents} documents, {report.passages} passages in {report.seconds:.1f} s."
+
+
+def _report(questions: QuestionLog) -> tuple[str, bytes]:
+    """The last 7 days in one line, the last 30 in full, and the 30-day chart."""
+    week, month = questions.stats(7), questions.stats(30)
+    return summary(week).splitlines()[0] + "\n" + summary(month), chart_png(month)

@@ -1,7 +1,9 @@
-"""Asking: `/ask`, mentioning the bot, ask channels, plus `/sources` and `/help`.
+"""Asking: `/ask`, mentioning the bot, ask channels, follow-ups, plus `/sources` and `/help`.
 
 Everything shown comes from the engine and `bot.render`; the engine runs in a worker thread so the event loop
-keeps serving other users while a question is embedded and searched.
+keeps serving other users while a question is embedded and searched. An answer in a server channel starts a thread
+(THREADS) where every message is a follow-up; where no thread can be started, replying to an answer follows it up.
+A DM channel is one conversation.
 """
 
 from __future__ import annotations
@@ -10,19 +12,28 @@ import asyncio
 import logging
 import re
 import time
+from collections import OrderedDict
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.engine import Engine, InvalidQuestion
-from bot.render import answer_embed, plain, sources_embed
+from bot.engine import Answer, Engine, InvalidQuestion
+from bot.feedback import vote_view
+from bot.history import Conversations, Turn
+from bot.questionlog import Origin, QuestionLog
+from bot.render import answer_embed, plain, sources_embed, thread_name
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
 NO_PINGS = discord.AllowedMentions.none()
 APOLOGY = "Sorry, something went wrong while answering. The error has been logged; please try again later."
+STORED = (
+    " Questions are logged with my answers, their 👍/👎 votes and comments, for the admins' `/stats`; user ids are"
+    " stored only as a keyed hash."
+)
+REMEMBERED_ANSWERS = 10_000  # inline answers whose replies continue a conversation
 
 
 class Cooldown:
@@ -45,11 +56,14 @@ class Cooldown:
 class AskCog(commands.Cog):
     """Answers questions wherever they are asked."""
 
-    def __init__(self, bot: commands.Bot, engine: Engine, settings: Settings) -> None:
+    def __init__(self, bot: commands.Bot, engine: Engine, settings: Settings, questions: QuestionLog | None) -> None:
         self.bot = bot
         self.engine = engine
         self.settings = settings
+        self.questions = questions
         self.cooldown = Cooldown(settings.cooldown_seconds)
+        self.conversations = Conversations(settings.history_turns, settings.history_ttl_minutes * 60)
+        self._answered_in: OrderedDict[int, int] = OrderedDict()  # inline answer message id -> conversation
 
     @app_commands.command(name="ask", description="Ask a question about the article")
     @app_commands.describe(question="What do you want to know?")
@@ -58,12 +72,17 @@ class AskCog(commands.Cog):
             await interaction.response.send_message(plain(refusal), ephemeral=True, allowed_mentions=NO_PINGS)
             return
         await interaction.response.defer(thinking=True)
+        conversation = self._conversation_of(interaction.channel, None)
         try:
-            answer = await asyncio.to_thread(self.engine.ask, question)
+            answer = await self._ask(question, conversation)
         except InvalidQuestion as exc:
             await interaction.followup.send(plain(str(exc)), allowed_mentions=NO_PINGS)
             return
-        await interaction.followup.send(embed=answer_embed(answer), allowed_mentions=NO_PINGS)
+        buttons = await self._log(answer, interaction.guild_id, interaction.channel_id, interaction.user.id)
+        sent = await interaction.followup.send(
+            embed=answer_embed(answer), allowed_mentions=NO_PINGS, wait=True, **buttons
+        )
+        await self._remember(answer, sent, interaction.channel, conversation)
 
     @app_commands.command(name="sources", description="List the documents the bot answers from")
     async def sources(self, interaction: discord.Interaction) -> None:
@@ -89,13 +108,73 @@ class AskCog(commands.Cog):
         if refusal := self._refusal(message.author.id, question):
             await message.reply(plain(refusal), mention_author=False, allowed_mentions=NO_PINGS)
             return
+        reference = message.reference.message_id if message.reference else None
+        conversation = self._conversation_of(message.channel, reference)
         async with message.channel.typing():
             try:
-                answer = await asyncio.to_thread(self.engine.ask, question)
+                answer = await self._ask(question, conversation)
             except InvalidQuestion as exc:
                 await message.reply(plain(str(exc)), mention_author=False, allowed_mentions=NO_PINGS)
                 return
-        await message.reply(embed=answer_embed(answer), mention_author=False, allowed_mentions=NO_PINGS)
+        guild_id = message.guild.id if message.guild else None
+        buttons = await self._log(answer, guild_id, message.channel.id, message.author.id)
+        sent = await message.reply(
+            embed=answer_embed(answer), mention_author=False, allowed_mentions=NO_PINGS, **buttons
+        )
+        await self._remember(answer, sent, message.channel, conversation)
+
+    async def _log(self, answer: Answer, guild_id: int | None, channel_id: int | None, user_id: int) -> dict:
+        """Record the question in the log (in a worker thread); the 👍/👎 buttons for its answer, if it was."""
+        if self.questions is None:
+            return {}
+        origin = Origin("discord", guild_id, channel_id, user_id)
+        logged = await asyncio.to_thread(self.questions.record, answer, origin, sum(answer.timings_ms.values()))
+        return {} if logged is None else {"view": vote_view(logged)}
+
+    async def _ask(self, question: str, conversation: int | None) -> Answer:
+        """The engine's answer, read with the conversation's earlier turns."""
+        history = self.conversations.history(conversation) if conversation is not None else ()
+        return await asyncio.to_thread(self.engine.ask, question, history)
+
+    def _conversation_of(self, channel: object, reference: int | None) -> int | None:
+        """The conversation a question continues: the bot's thread or the DM channel it is asked in, or the
+        inline answer it replies to; None for a new question in a server channel."""
+        me = self.bot.user
+        if isinstance(channel, discord.Thread) and me is not None and channel.owner_id == me.id:
+            return channel.id
+        if isinstance(channel, discord.DMChannel):
+            return channel.id
+        return self._answered_in.get(reference) if reference is not None else None
+
+    async def _remember(self, answer: Answer, sent: discord.Message, channel: object, conversation: int | None) -> None:
+        """Record the turn. A new question's conversation is named after its answer, which then starts a thread
+        (a thread started on a message takes the message's id) or else lets replies to it follow it up."""
+        if conversation is None:
+            self.conversations.record(sent.id, Turn.of(answer))  # before the thread exists: no follow-up is missed
+            if await self._start_thread(channel, sent, answer.question) is None:
+                self._follow_replies(sent.id, sent.id)
+            return
+        self.conversations.record(conversation, Turn.of(answer))
+        if not isinstance(channel, (discord.Thread, discord.DMChannel)):
+            self._follow_replies(sent.id, conversation)
+
+    def _follow_replies(self, answer_id: int, conversation: int) -> None:
+        """Let replies to an inline answer continue its conversation (the most recent answers are remembered)."""
+        self._answered_in[answer_id] = conversation
+        while len(self._answered_in) > REMEMBERED_ANSWERS:
+            self._answered_in.popitem(last=False)
+
+    async def _start_thread(self, channel: object, message: discord.Message, question: str) -> discord.Thread | None:
+        """A public thread on the answer, named after the question; None where threads are off or not allowed."""
+        if not self.settings.threads or not isinstance(channel, discord.TextChannel):
+            return None
+        if not channel.permissions_for(channel.guild.me).create_public_threads:
+            return None
+        try:
+            return await channel.create_thread(name=thread_name(question), message=message)
+        except discord.HTTPException as exc:
+            log.warning("could not start a thread on answer %s: %s", message.id, exc)
+            return None
 
     def _question_in(self, message: discord.Message) -> str | None:
         """The question a message asks the bot, or None when the message is not for the bot."""
@@ -104,6 +183,8 @@ class AskCog(commands.Cog):
             return None
         if message.guild is None:
             return message.content if self.settings.allow_dms else None
+        if isinstance(message.channel, discord.Thread) and message.channel.owner_id == me.id:
+            return re.sub(rf"<@!?{me.id}>", " ", message.content) or None  # empty: content not visible to the bot
         if me in message.mentions:
             return re.sub(rf"<@!?{me.id}>", " ", message.content)
         if message.channel.id in self.settings.ask_channel_ids:
@@ -123,6 +204,9 @@ class AskCog(commands.Cog):
             "Ask with `/ask question:…`, by mentioning me (`@bot who heads the secretariat?`)"
             + (", or in an ask channel" if self.settings.ask_channel_ids else "")
             + f". I answer only from {titles}, quote the passages I used and say so when the article doesn't "
-            "answer. `/sources` lists what I know. Members with Administrator or Manage Server (and configured "
-            "admin users or roles) can `/rebuild` the index."
+            "answer. Follow up "
+            + ("in the thread under my answer" if self.settings.threads else "by replying to my answer")
+            + ". `/sources` lists what I know. Members with Administrator or Manage Server (and configured "
+            "admin users or roles) can `/rebuild` the index and see `/stats`."
+            + (STORED if self.questions is not None else "")
         )

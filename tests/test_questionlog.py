@@ -1,0 +1,159 @@
+"""The question log on real SQLite files: migrations, votes, stats, privacy, retention, concurrent writers, and a
+broken database that never stops answering."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from bot.answer import Answer
+from bot.engine import Engine
+from bot.questionlog import MIGRATIONS, SALT_FILE, LogError, Origin, QuestionLog, database_path, open_log
+from bot.settings import Settings
+
+USER = 424242424242424242
+
+
+@pytest.fixture(scope="module")
+def answers(engine: Engine) -> dict[str, Answer]:
+    """Real answers: two answered questions and one the article does not answer."""
+    questions = ("Who heads WeGO's secretariat?", "Where is Joanna Rubinstein based?", "What is the capital of France?")
+    return {q: engine.ask(q) for q in questions}
+
+
+def fresh(tmp_path: Path) -> QuestionLog:
+    return QuestionLog.open(f"sqlite:///{tmp_path / 'log.db'}", None, 90)
+
+
+def test_an_empty_file_is_migrated_to_the_latest_schema(tmp_path: Path) -> None:
+    log = fresh(tmp_path)
+    assert log.version == len(MIGRATIONS) == 2
+    tables = {r[0] for r in sqlite3.connect(log.path).execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"questions", "votes"} <= tables
+    assert sqlite3.connect(log.path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_the_previous_schema_is_migrated_keeping_its_rows(tmp_path: Path, answers: dict[str, Answer]) -> None:
+    path = tmp_path / "log.db"
+    old = sqlite3.connect(path)
+    old.executescript(MIGRATIONS[0] + "PRAGMA user_version = 1;")
+    old.execute(
+        "INSERT INTO questions VALUES (NULL, '2026-11-01T10:00:00.000+00:00', 'ask', NULL, NULL, NULL, "
+        "'Who heads the secretariat?', 'Park Jung-sook', NULL, 0, 0.5, '[]', 80.0)"
+    )
+    old.commit()
+    old.close()
+    log = QuestionLog.open(f"sqlite:///{path}", "salt", 3650)
+    assert log.version == 2
+    [row] = list(log.rows(days=3650))
+    assert row["question"] == "Who heads the secretariat?"
+    assert log.vote(row["id"], USER, up=True) and log.stats(days=3650)["votes"] == {"up": 1, "down": 0}
+
+
+def test_a_newer_schema_is_refused_with_advice(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    sqlite3.connect(path).execute("PRAGMA user_version = 99")
+    with pytest.raises(LogError, match="newer than this articlebot"):
+        QuestionLog.open(f"sqlite:///{path}", "salt", 90)
+
+
+def test_stats_count_answers_votes_and_gaps(tmp_path: Path, answers: dict[str, Answer]) -> None:
+    log = fresh(tmp_path)
+    ids = {q: log.record(a, Origin("discord", 1, 2, USER), 100.0 + n) for n, (q, a) in enumerate(answers.items())}
+    log.record(answers["What is the capital of France?"], Origin("ask"), 90.0)
+    secretariat = ids["Who heads WeGO's secretariat?"]
+    assert log.vote(secretariat, USER, up=True)
+    assert log.vote(secretariat, USER, up=False, comment="It should say where the secretariat is")
+    assert log.vote(secretariat, USER + 1, up=True)
+    assert not log.vote(10_000, USER, up=True), "no such question"
+
+    stats = log.stats(days=7)
+    assert (stats["questions"], stats["answered"], stats["abstained"]) == (4, 2, 2)
+    assert stats["votes"] == {"up": 1, "down": 1}, "a second vote changes the first"
+    assert stats["median_latency_ms"] == 100.5 and stats["abstention_rate"] == 0.5
+    [today] = stats["per_day"]
+    assert today["questions"] == 4 and today["abstained"] == 2
+    assert [(g["question"], g["count"], g["abstained"], g["down"]) for g in stats["gaps"]] == [
+        ("What is the capital of France?", 2, 2, 0),
+        ("Who heads WeGO's secretariat?", 1, 0, 1),
+    ]
+    comments = {r["question"]: r["comments"] for r in log.rows(days=7)}
+    assert comments["Who heads WeGO's secretariat?"] == "It should say where the secretariat is"
+
+
+def test_user_ids_are_stored_only_as_keyed_hashes(tmp_path: Path, answers: dict[str, Answer]) -> None:
+    log = fresh(tmp_path)
+    log.record(answers["What is the capital of France?"], Origin("discord", 1, 2, USER), 50.0)
+    log.close()
+    salt = tmp_path / SALT_FILE
+    assert salt.stat().st_mode & 0o777 == 0o600 and len(salt.read_text()) == 64
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("log.db*"))
+    assert str(USER).encode() not in stored
+    [row] = list(fresh(tmp_path).rows(days=1))
+    assert row["user_hash"] and row["user_hash"] != str(USER)
+    other = QuestionLog.open(f"sqlite:///{tmp_path / 'other.db'}", "another salt", 90)
+    other.record(answers["What is the capital of France?"], Origin("discord", 1, 2, USER), 50.0)
+    assert next(other.rows(days=1))["user_hash"] != row["user_hash"], "the hash depends on the salt"
+
+
+def test_old_rows_are_deleted_after_the_retention_period(tmp_path: Path, answers: dict[str, Answer]) -> None:
+    log = QuestionLog.open(f"sqlite:///{tmp_path / 'log.db'}", "salt", retention_days=30)
+    old = log.record(answers["What is the capital of France?"], Origin("ask"), 50.0)
+    db = sqlite3.connect(log.path)
+    db.execute("UPDATE questions SET asked_at = '2020-01-01T00:00:00.000+00:00' WHERE id = ?", (old,))
+    db.commit()
+    log.record(answers["What is the capital of France?"], Origin("ask"), 50.0)
+    assert [r["id"] for r in log.rows(days=10_000)] == [old + 1]
+
+
+def test_concurrent_writers_lose_nothing(tmp_path: Path, answers: dict[str, Answer]) -> None:
+    log = fresh(tmp_path)
+    answer = answers["Where is Joanna Rubinstein based?"]
+    ids: list[int | None] = []
+
+    def write(user: int) -> None:
+        ids.extend(log.record(answer, Origin("discord", 1, 2, user), 10.0) for _ in range(25))
+
+    threads = [threading.Thread(target=write, args=(u,)) for u in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(ids)) == 200 and None not in ids
+    assert log.stats(days=1)["questions"] == 200
+
+
+def test_a_locked_database_logs_one_error_and_answering_goes_on(
+    tmp_path: Path, answers: dict[str, Answer], caplog: pytest.LogCaptureFixture
+) -> None:
+    log = fresh(tmp_path)
+    blocker = sqlite3.connect(log.path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    with caplog.at_level(logging.ERROR, logger="bot.questionlog"):
+        assert log.record(answers["What is the capital of France?"], Origin("ask"), 5.0) is None
+        assert log.record(answers["What is the capital of France?"], Origin("ask"), 5.0) is None
+    assert len([r for r in caplog.records if "could not record" in r.message]) == 1
+    blocker.execute("ROLLBACK")
+    assert log.record(answers["What is the capital of France?"], Origin("ask"), 5.0) is not None
+
+
+def test_a_corrupt_file_disables_the_log_with_one_error(
+    tmp_path: Path, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "log.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with caplog.at_level(logging.ERROR, logger="bot.questionlog"):
+        assert open_log(settings.model_copy(update={"database_url": f"sqlite:///{path}"})) is None
+    assert "question log disabled" in caplog.text and "LOG_QUESTIONS=false" in caplog.text
+    assert open_log(settings.model_copy(update={"log_questions": False})) is None
+
+
+def test_database_urls() -> None:
+    assert database_path("sqlite:////srv/articlebot/log.db") == Path("/srv/articlebot/log.db")
+    assert database_path("sqlite:///data/articlebot.db") == Path("data/articlebot.db")
+    with pytest.raises(LogError, match="sqlite:///"):
+        database_path("postgresql://db/articlebot")
