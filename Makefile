@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test lint format train-reader bench-quality bench-conversations bench-speed bench-scale clean
+.PHONY: install run test test-fast lint format train-reader bench-quality bench-conversations bench-speed bench-scale clean
 
 install: $(STAMP)
 
@@ -33,6 +33,11 @@ format: install
 
 test: lint
 	$(BIN)/python -m pytest
+
+# Seconds: the pure rules alone (tests/unit/: no model, no index, no emulator). Run it while editing;
+# run `make test` before committing.
+test-fast: lint
+	$(BIN)/python -m pytest -q tests/unit
 
 # About an hour on 2 cores: fine-tunes the reader on ../shared/data/squad/train, then calibrates it on the
 # training articles it held out. Writes bot/reader_model/.

@@ -175,7 +175,7 @@ def _closest(retrieval: Retrieval, store: Store, passage: int) -> int:
 
 
 def _sentence_ids(store: Store, passage: int) -> range:
-    return range(store.passages[passage].first, store.passages[passage].last)
+    return store.passages[passage].sentence_ids
 
 
 def _sentence_spans(store: Store, passage: int) -> list[tuple[int, tuple[int, int]]]:

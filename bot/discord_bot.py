@@ -10,19 +10,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from urllib.parse import urlsplit
 
+import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.cogs.admin import AdminCog
-from bot.cogs.ask import APOLOGY, AskCog
+from bot.cogs.ask import AskCog
 from bot.engine import Engine
 from bot.feedback import VoteButton
 from bot.questionlog import QuestionLog, open_log
+from bot.render import APOLOGY
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# Retrying while Discord cannot be reached: 1 s, 2 s, 4 s … at most a minute apart.
+RETRY_FIRST_SECONDS = 1.0
+RETRY_MAX_SECONDS = 60.0
+UNREACHABLE = (aiohttp.ClientConnectionError, asyncio.TimeoutError, discord.DiscordServerError)
+
+# A text-only bot: discord.py's own switches for its "voice will NOT be supported" start-up warnings.
+discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
 
 # What the bot needs in a channel: read it, answer (in threads too) with embeds, reply to messages, start threads.
 PERMISSIONS = discord.Permissions(
@@ -106,13 +117,32 @@ def create_bot(settings: Settings, engine: Engine) -> commands.Bot:
     return (ShardedArticleBot if settings.shard_count else ArticleBot)(settings, engine)
 
 
+async def serve(bot: commands.Bot, token: str, first_delay: float = RETRY_FIRST_SECONDS) -> None:
+    """Log in and stay connected. While Discord cannot be reached (no route, DNS, an outage), log one line and
+    try again with capped exponential backoff; once logged in, discord.py reconnects the gateway itself."""
+    async with bot:
+        delay = first_delay
+        while True:
+            try:
+                await bot.login(token)
+                break
+            except UNREACHABLE as exc:
+                host = urlsplit(discord.http.Route.BASE).netloc
+                log.error("cannot reach Discord at %s (%s); retrying in %.0f s", host, exc or type(exc).__name__, delay)
+                await bot.http.close()
+                bot.http.connector = discord.utils.MISSING  # closed with the session: the next login makes one
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+        await bot.connect()
+
+
 def run_bot(settings: Settings) -> int:
     """Load the engine (model and index) first, then connect; one clear line if Discord refuses the token."""
     assert settings.discord_token is not None
     engine = Engine(settings)
     bot = create_bot(settings, engine)
     try:
-        bot.run(settings.discord_token.get_secret_value(), log_handler=None)
+        asyncio.run(serve(bot, settings.discord_token.get_secret_value()))
     except discord.LoginFailure:
         print(
             "error: Discord rejected DISCORD_TOKEN: copy the bot token again from the Developer Portal", file=sys.stderr

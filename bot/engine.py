@@ -68,7 +68,7 @@ class Engine:
     def ask(self, question: str, history: Sequence[Turn] = ()) -> Answer:
         """A cited answer, or an abstention; InvalidQuestion for an empty or over-long question. With the
         `history` of a conversation, a follow-up is searched for with what it follows (see bot.history)."""
-        question = self._checked(question)
+        question = self.check(question)
         query = follow_up_query(question, history)
         store = self._store
         started = time.perf_counter()
@@ -84,7 +84,7 @@ class Engine:
     def candidates(self, question: str) -> list[Candidate]:
         """The proposals `ask` decides between, with their evidence: exposed so that the calibrator can be fitted
         on the engine's own features."""
-        question = self._checked(question)
+        question = self.check(question)
         store = self._store
         return self.answerer.candidates(question, self._search(store, question, self.fusion), store)
 
@@ -92,7 +92,7 @@ class Engine:
         """The (document, paragraph) of every candidate passage, best first: what `ask` answers from, exposed
         so that retrieval quality can be measured (optionally under other fusion weights)."""
         store = self._store
-        retrieval = self._search(store, " ".join(question.split()), fusion or self.fusion)
+        retrieval = self._search(store, self.check(question), fusion or self.fusion)
         return [(store.passages[h.passage].document, store.passages[h.passage].paragraph) for h in retrieval.hits]
 
     def rebuild(self, force: bool = False) -> BuildReport:
@@ -128,8 +128,9 @@ class Engine:
     def _search(self, store: Store, question: str, fusion: Fusion) -> Retrieval:
         return search(store, self.embedder.encode_query(question), tokenize(question), fusion)
 
-    def _checked(self, question: str) -> str:
-        """The question with its whitespace normalised; InvalidQuestion when it is empty or too long."""
+    def check(self, question: str) -> str:
+        """The question with its whitespace normalised; InvalidQuestion, with what to do, when it is empty or too
+        long. The one place that decides whether a question can be asked."""
         question = " ".join(question.split())
         if not question:
             raise InvalidQuestion(USAGE)

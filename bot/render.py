@@ -23,17 +23,26 @@ EMBED_TOTAL_LIMIT = 6000
 MESSAGE_LIMIT = 2000
 THREAD_NAME_LIMIT = 100
 
+APOLOGY = "Sorry, something went wrong while answering. The error has been logged; please try again later."
+
 ANSWER_COLOUR = discord.Colour.blurple()
 ABSTAIN_COLOUR = discord.Colour.light_grey()
 
 
 def answer_embed(answer: Answer, quote_limit: int = 600) -> discord.Embed:
-    """The answer with its numbered sources, or the abstention with "see also" passages; within every limit."""
+    """The answer with its numbered sources, or the abstention with "see also" passages; within every limit.
+    Quotes are shortened first, then the answer's text, then the last sources are left out."""
+    text_limit, sources = DESCRIPTION_LIMIT, FIELD_COUNT_LIMIT - 1
     while True:
-        embed = _answer_embed(answer, quote_limit)
-        if len(embed) <= EMBED_TOTAL_LIMIT or quote_limit <= 40:
+        embed = _answer_embed(answer, quote_limit, text_limit, sources)
+        if len(embed) <= EMBED_TOTAL_LIMIT or sources == 1:
             return embed
-        quote_limit //= 2
+        if quote_limit > 40:
+            quote_limit //= 2
+        elif text_limit > 500:
+            text_limit //= 2
+        else:
+            sources = min(sources, len(embed.fields)) - 1
 
 
 def sources_embed(sources: Sources) -> discord.Embed:
@@ -83,26 +92,26 @@ def thread_name(question: str) -> str:
     return short if len(short) > 1 else name[: THREAD_NAME_LIMIT - 1] + "…"
 
 
-def _answer_embed(answer: Answer, quote_limit: int) -> discord.Embed:
+def _answer_embed(answer: Answer, quote_limit: int, text_limit: int, sources: int) -> discord.Embed:
     abstained = answer.abstained
     embed = discord.Embed(
         title=safe(answer.question, TITLE_LIMIT),
-        description=_description(answer),
+        description=_description(answer, text_limit),
         colour=ABSTAIN_COLOUR if abstained else ANSWER_COLOUR,
     )
-    sources = answer.see_also if abstained else answer.citations
+    cited = answer.see_also if abstained else answer.citations
     heading = "See also" if abstained else "Sources"
-    for citation in sources[: FIELD_COUNT_LIMIT - 1]:
+    for citation in cited[:sources]:
         embed.add_field(name=_field_name(heading, citation), value=_quote(citation, quote_limit), inline=False)
     return embed
 
 
-def _description(answer: Answer) -> str:
+def _description(answer: Answer, limit: int) -> str:
     """The short answer in bold, then the sentences it comes from with their `[n]` markers."""
     if answer.short_answer is None:
-        return safe(answer.text, DESCRIPTION_LIMIT)
+        return safe(answer.text, limit)
     short = f"**{safe(answer.short_answer, 200)}** — "
-    return short + safe(answer.text, DESCRIPTION_LIMIT - len(short))
+    return short + safe(answer.text, limit - len(short))
 
 
 def _field_name(heading: str, citation: Citation) -> str:

@@ -86,7 +86,7 @@ def load_document(path: Path, doc_id: str) -> Document:
     except UnicodeDecodeError as exc:
         raise CorpusError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     meta, body_start = _front_matter(text, path)
-    spans = _paragraph_spans(text, body_start)
+    spans = paragraph_spans(text, body_start)
     copyright_spans = [s for s in spans if _COPYRIGHT.match(text[s[0] : s[1]])]
     kept = _drop_duplicates(text, [s for s in spans if s not in copyright_spans])
     if path.suffix.lower() != ".txt":
@@ -130,26 +130,28 @@ def _front_matter(text: str, path: Path) -> tuple[dict, int]:
     return meta, match.end()
 
 
-def _paragraph_spans(text: str, start: int) -> list[tuple[int, int]]:
-    """Blank-line separated blocks. A line repeated verbatim right after itself is dropped; what follows it
-    starts a new paragraph, so every span stays one contiguous piece of the text."""
+def paragraph_spans(text: str, start: int) -> list[tuple[int, int]]:
+    """Blank-line separated blocks of lines. A line repeated verbatim right after itself is dropped; what follows
+    it starts a new paragraph, so every span stays one contiguous piece of the text."""
     spans: list[tuple[int, int]] = []
     previous: str | None = None
     joinable = False
-    for match in re.finditer(r"[^\n]*", text[start:]):
-        line = match.group().strip()
+    offset = start
+    for raw in text[start:].split("\n"):
+        line = raw.strip()
         if not line:
             previous, joinable = None, False
         elif line == previous:
             joinable = False
         else:
-            line_start = start + match.start() + match.group().index(line)
+            line_start = offset + raw.index(line)
             line_end = line_start + len(line)
             if joinable:
                 spans[-1] = (spans[-1][0], line_end)
             else:
                 spans.append((line_start, line_end))
             previous, joinable = line, True
+        offset += len(raw) + 1
     return spans
 
 

@@ -50,10 +50,15 @@ class Passage:
     first: int
     last: int
 
+    @property
+    def sentence_ids(self) -> range:
+        """The ids of the passage's sentences in the store."""
+        return range(self.first, self.last)
+
 
 def split_sentences(document: Document, paragraph: Paragraph) -> list[Sentence]:
     """The paragraph's sentences, with offsets into the document's text; surrounding spaces trimmed."""
-    body = document.paragraph_text(paragraph)
+    body = document.paragraph_text(paragraph).replace("\n", " ")  # a wrapped line is no sentence end; same offsets
     sentences = []
     for span in _segmenter().segment(body):
         raw = body[span.start : span.end]
@@ -74,14 +79,14 @@ def chunk(documents: list[Document], chunking: Chunking) -> tuple[list[Passage],
             offset = len(sentences)
             own = split_sentences(document, paragraph)
             sentences.extend(own)
-            for first, last in _windows([len(s.text) for s in own], chunking):
+            for first, last in sentence_windows([len(s.text) for s in own], chunking):
                 start, end = own[first].start, own[last - 1].end
                 text = " ".join(document.text[start:end].split())
                 passages.append(Passage(document.id, paragraph.number, start, end, text, offset + first, offset + last))
     return passages, sentences
 
 
-def _windows(lengths: list[int], chunking: Chunking) -> Iterator[tuple[int, int]]:
+def sentence_windows(lengths: list[int], chunking: Chunking) -> Iterator[tuple[int, int]]:
     """[first, last) sentence ranges: greedy up to max_chars, each window sharing `overlap` sentences with the
     previous one (never so many that a window would not move forward)."""
     first = 0

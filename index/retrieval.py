@@ -52,7 +52,7 @@ def search(store: Store, query_vector: np.ndarray, query_tokens: list[str], fusi
     candidates = _candidates(store, query_vector, bm25, fusion.candidates)
     query = query_vector[0]
     dense = store.vectors.reconstruct_batch(candidates) @ query
-    ranges = [range(store.passages[p].first, store.passages[p].last) for p in candidates]
+    ranges = [store.passages[p].sentence_ids for p in candidates]
     sentence_ids = np.unique(np.fromiter((s for r in ranges for s in r), dtype=np.int64))
     sentence_scores = store.vectors.reconstruct_batch(sentence_ids + n_passages) @ query
     similarity = dict(zip(sentence_ids.tolist(), sentence_scores.tolist(), strict=True))

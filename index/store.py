@@ -60,7 +60,7 @@ class Store:
     def __post_init__(self) -> None:
         self.sentence_passages = [[] for _ in self.sentences]
         for number, passage in enumerate(self.passages):
-            for sentence in range(passage.first, passage.last):
+            for sentence in passage.sentence_ids:
                 self.sentence_passages[sentence].append(number)
 
     def save(self, folder: Path) -> None:

@@ -563,7 +563,7 @@ class DiscordEmulator:
         return f"ws://127.0.0.1:{self._port}"
 
     async def start(self) -> None:
-        """Serve REST and the gateway on a free port of 127.0.0.1."""
+        """Serve REST and the gateway on a free port of 127.0.0.1 (after a stop, on the same port again)."""
         app = web.Application(middlewares=[self._record], client_max_size=25 * 1024 * 1024)
         app.router.add_get("/", self._gateway)
         app.router.add_get("/resume", self._gateway)  # READY's resume_gateway_url, to tell resumes apart
@@ -572,7 +572,7 @@ class DiscordEmulator:
         app.router.add_route("*", "/{tail:.*}", self._unknown_route)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        await web.TCPSite(self._runner, "127.0.0.1", self._port).start()
         self._port = self._runner.addresses[0][1]
 
     async def stop(self) -> None:

@@ -1,5 +1,4 @@
-"""Follow-up questions answered with their conversation's history, by the real engine and reader; and the memory
-that keeps each conversation's turns."""
+"""Follow-up questions answered with their conversation's history, by the real engine and reader."""
 
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ from cases import assert_abstains, assert_answers
 
 from bot.answer import Answer
 from bot.engine import Engine
-from bot.history import Conversations, Turn, follow_up_query
+from bot.history import Turn
 
 CONVERSATIONS = yaml.safe_load((Path(__file__).parent / "conversations.yaml").read_text(encoding="utf-8"))
 CHATS = CONVERSATIONS["conversations"]
@@ -74,33 +73,6 @@ def test_the_set_has_enough_conversations_follow_ups_and_changes_of_topic() -> N
     assert sum("follow_up" in c for c in later) >= 15 and sum("new_topic" in c for c in later) >= 5
     assert set(CONVERSATIONS["misses"]) <= {_key(chat, c) for chat in CHATS for c in chat["turns"][1:]}
     assert len(CONVERSATIONS["misses"]) < len(later) / 2
-
-
-def test_a_follow_up_is_searched_with_the_answer_it_follows() -> None:
-    history = [Turn("Who gave the keynote address?", "Rubinstein")]
-    assert follow_up_query("Where is she based?", history) == "Rubinstein Where is she based?"
-    assert follow_up_query("And when?", [Turn("Where was it held?")]) == "And when?", "an abstention adds nothing"
-    assert follow_up_query("Who founded WeGO?", []) == "Who founded WeGO?"
-
-
-def test_conversations_keep_the_last_turns_apart_and_forget_idle_ones() -> None:
-    now = [0.0]
-    memory = Conversations(turns=2, ttl_seconds=60, clock=lambda: now[0])
-    for n in range(3):
-        memory.record("thread", Turn(f"q{n}"))
-    memory.record("dm", Turn("other"))
-    assert [t.question for t in memory.history("thread")] == ["q1", "q2"]
-    assert memory.history("dm") == (Turn("other"),) and memory.history("new") == ()
-    now[0] = 50.0
-    memory.record("dm", Turn("again"))
-    now[0] = 70.0
-    assert memory.history("thread") == () and len(memory.history("dm")) == 2 and len(memory) == 1
-
-
-def test_no_history_is_kept_when_turns_is_zero() -> None:
-    memory = Conversations(turns=0, ttl_seconds=60)
-    memory.record("thread", Turn("q"))
-    assert memory.history("thread") == ()
 
 
 def _is_right(case: dict, answer: Answer) -> bool:

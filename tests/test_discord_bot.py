@@ -23,7 +23,7 @@ import yaml
 from discord.ext import commands
 from discord_emulator import FLAG_EPHEMERAL, DiscordEmulator, RecordedRequest
 
-from bot.discord_bot import PERMISSIONS, create_bot, invite_url, run_bot
+from bot.discord_bot import PERMISSIONS, create_bot, invite_url, run_bot, serve
 from bot.engine import Engine
 from bot.settings import Settings, load_settings
 from index.embedder import Embedder
@@ -104,6 +104,7 @@ async def test_mention_gets_a_cited_answer(emu: DiscordEmulator, start_bot: Star
     assert reply.response["type"] == 19, "a reply to the question's message"
     assert_no_pings(reply)
     assert any(r.message.startswith("ready: logged in as") for r in caplog.records)
+    assert "voice will NOT be supported" not in caplog.text, "a text-only bot does not warn about voice"
     assert invite_url(emu.application_id) in caplog.text
     assert f"permissions={PERMISSIONS.value}" in README.read_text(encoding="utf-8"), "README's invite link"
     [sync] = emu.command_syncs
@@ -153,8 +154,9 @@ async def test_bad_input_is_handled_politely(emu: DiscordEmulator, start_bot: St
     too_long = await ask_by_mention(emu, user, "why " * 200)
     assert f"under {engine.settings.max_question_chars}" in too_long.body["content"]
     interaction = await emu.send_slash_command(user, "ask", {"question": "why " * 200})
-    _, refusal = await emu.wait_for_responses(interaction.id, 2, timeout=60)
-    assert f"under {engine.settings.max_question_chars}" in refusal.body["content"]
+    [refusal] = await emu.wait_for_responses(interaction.id, 1, timeout=60)
+    assert f"under {engine.settings.max_question_chars}" in refusal.body["data"]["content"]
+    assert refusal.body["data"]["flags"] & FLAG_EPHEMERAL, "only the asker sees the hint"
 
     from_bot = await emu.send_message(other_bot, SECRETARIAT, mention_bot=True)
     await ask_by_mention(emu, user, SECRETARIAT)  # answered after the bot's message was seen and skipped
@@ -600,3 +602,27 @@ async def test_without_permission_to_start_threads_replies_follow_up(emu: Discor
     [reply] = await emu.wait_for(lambda: emu.replies_to(follow_up), timeout=30)
     assert_cited_answer(reply.body["embeds"][0], "Seoul", 11)
     assert emu.threads == {} and emu.failed_requests == []
+
+
+async def test_the_bot_rides_out_an_outage_and_connects_when_discord_is_back(
+    emu: DiscordEmulator, engine: Engine, caplog
+) -> None:
+    user = emu.add_member("amos")
+    await emu.stop()  # Discord is unreachable: connections to its port are refused
+    bot = create_bot(
+        engine.settings.model_copy(update={"discord_guild_id": emu.guild_id, "cooldown_seconds": 0}), engine
+    )
+    with caplog.at_level(logging.ERROR, logger="bot.discord_bot"):
+        task = asyncio.create_task(serve(bot, emu.token, first_delay=0.2))
+        await emu.wait_for(lambda: len([r for r in caplog.records if "cannot reach Discord" in r.message]) >= 2)
+    [line] = {r.message.split(";")[0] for r in caplog.records if "cannot reach Discord" in r.message}
+    assert "127.0.0.1" in line and "Traceback" not in caplog.text and emu.token not in caplog.text
+
+    await emu.start()
+    try:
+        await emu.wait_for(bot.is_ready, timeout=15)
+        reply = await ask_by_mention(emu, user, SECRETARIAT)
+        assert_cited_answer(reply.body["embeds"][0], "Park Jung-sook", 11)
+    finally:
+        await bot.close()
+        await asyncio.wait_for(task, timeout=5)

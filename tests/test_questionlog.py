@@ -12,7 +12,7 @@ import pytest
 
 from bot.answer import Answer
 from bot.engine import Engine
-from bot.questionlog import MIGRATIONS, SALT_FILE, LogError, Origin, QuestionLog, database_path, open_log
+from bot.questionlog import MIGRATIONS, SALT_FILE, LogError, Origin, QuestionLog, open_log
 from bot.settings import Settings
 
 USER = 424242424242424242
@@ -150,10 +150,3 @@ def test_a_corrupt_file_disables_the_log_with_one_error(
         assert open_log(settings.model_copy(update={"database_url": f"sqlite:///{path}"})) is None
     assert "question log disabled" in caplog.text and "LOG_QUESTIONS=false" in caplog.text
     assert open_log(settings.model_copy(update={"log_questions": False})) is None
-
-
-def test_database_urls() -> None:
-    assert database_path("sqlite:////srv/articlebot/log.db") == Path("/srv/articlebot/log.db")
-    assert database_path("sqlite:///data/articlebot.db") == Path("data/articlebot.db")
-    with pytest.raises(LogError, match="sqlite:///"):
-        database_path("postgresql://db/articlebot")

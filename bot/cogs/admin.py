@@ -23,7 +23,7 @@ from bot.stats import chart_png, summary
 
 log = logging.getLogger(__name__)
 
-NO_PINGS = discord.AllowedMentions.none()
+REBUILD_RUNNING = "A rebuild is already running; I'll keep answering from the current index until it's done."
 CHART = "questions-per-day.png"
 
 
@@ -39,15 +39,10 @@ class AdminCog(commands.Cog):
     @app_commands.default_permissions(manage_guild=True)
     async def rebuild(self, interaction: discord.Interaction) -> None:
         if not self.is_admin(interaction.user):
-            await interaction.response.send_message(
-                "Only server administrators can rebuild the index.", ephemeral=True, allowed_mentions=NO_PINGS
-            )
+            await interaction.response.send_message("Only server administrators can rebuild the index.", ephemeral=True)
             return
         if self.engine.rebuilding:
-            await interaction.response.send_message(
-                "A rebuild is already running; I'll keep answering from the current index until it's done.",
-                ephemeral=True,
-            )
+            await interaction.response.send_message(REBUILD_RUNNING, ephemeral=True)
             return
         await interaction.response.send_message("Rebuilding the index…", ephemeral=True)
         await interaction.edit_original_response(content=plain(await self._rebuild(interaction.user)))
@@ -66,7 +61,7 @@ class AdminCog(commands.Cog):
         await interaction.response.defer(ephemeral=True, thinking=True)
         text, png = await asyncio.to_thread(_report, self.questions)
         chart = discord.File(io.BytesIO(png), filename=CHART)
-        await interaction.followup.send(plain(text), file=chart, ephemeral=True, allowed_mentions=NO_PINGS)
+        await interaction.followup.send(plain(text), file=chart, ephemeral=True)
 
     def is_admin(self, user: discord.User | discord.Member) -> bool:
         """Administrator or Manage Server in this guild, or listed in ADMIN_USER_IDS / ADMIN_ROLE_IDS."""
@@ -83,7 +78,7 @@ class AdminCog(commands.Cog):
         try:
             report = await asyncio.to_thread(self.engine.rebuild)
         except BuildInProgress:
-            return "A rebuild is already running; I'll keep answering from the current index until it's done."
+            return REBUILD_RUNNING
         except KNOWN_ERRORS as exc:
             log.warning("rebuild failed: %s", exc)
             return f"Rebuild failed, still answering from the previous index: {exc}"

@@ -22,13 +22,11 @@ from bot.engine import Answer, Engine, InvalidQuestion
 from bot.feedback import vote_view
 from bot.history import Conversations, Turn
 from bot.questionlog import Origin, QuestionLog
-from bot.render import answer_embed, plain, sources_embed, thread_name
+from bot.render import APOLOGY, answer_embed, plain, sources_embed, thread_name
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-NO_PINGS = discord.AllowedMentions.none()
-APOLOGY = "Sorry, something went wrong while answering. The error has been logged; please try again later."
 STORED = (
     " Questions are logged with my answers, their 👍/👎 votes and comments, for the admins' `/stats`; user ids are"
     " stored only as a keyed hash."
@@ -69,29 +67,23 @@ class AskCog(commands.Cog):
     @app_commands.describe(question="What do you want to know?")
     async def ask(self, interaction: discord.Interaction, question: str) -> None:
         if refusal := self._refusal(interaction.user.id, question):
-            await interaction.response.send_message(plain(refusal), ephemeral=True, allowed_mentions=NO_PINGS)
+            await interaction.response.send_message(plain(refusal), ephemeral=True)
             return
         await interaction.response.defer(thinking=True)
         conversation = self._conversation_of(interaction.channel, None)
-        try:
-            answer = await self._ask(question, conversation)
-        except InvalidQuestion as exc:
-            await interaction.followup.send(plain(str(exc)), allowed_mentions=NO_PINGS)
-            return
+        answer = await self._ask(question, conversation)
         buttons = await self._log(answer, interaction.guild_id, interaction.channel_id, interaction.user.id)
-        sent = await interaction.followup.send(
-            embed=answer_embed(answer), allowed_mentions=NO_PINGS, wait=True, **buttons
-        )
+        sent = await interaction.followup.send(embed=answer_embed(answer), wait=True, **buttons)
         await self._remember(answer, sent, interaction.channel, conversation)
 
     @app_commands.command(name="sources", description="List the documents the bot answers from")
     async def sources(self, interaction: discord.Interaction) -> None:
         embed = sources_embed(self.engine.sources())
-        await interaction.response.send_message(embed=embed, ephemeral=True, allowed_mentions=NO_PINGS)
+        await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @app_commands.command(name="help", description="How to ask, what the bot knows and who can rebuild")
     async def help(self, interaction: discord.Interaction) -> None:
-        await interaction.response.send_message(self._help_text(), ephemeral=True, allowed_mentions=NO_PINGS)
+        await interaction.response.send_message(self._help_text(), ephemeral=True)
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -102,25 +94,19 @@ class AskCog(commands.Cog):
             await self._answer_message(message, question)
         except Exception:
             log.exception("failed to answer message %s", message.id)
-            await message.reply(APOLOGY, mention_author=False, allowed_mentions=NO_PINGS)
+            await message.reply(APOLOGY, mention_author=False)
 
     async def _answer_message(self, message: discord.Message, question: str) -> None:
         if refusal := self._refusal(message.author.id, question):
-            await message.reply(plain(refusal), mention_author=False, allowed_mentions=NO_PINGS)
+            await message.reply(plain(refusal), mention_author=False)
             return
         reference = message.reference.message_id if message.reference else None
         conversation = self._conversation_of(message.channel, reference)
         async with message.channel.typing():
-            try:
-                answer = await self._ask(question, conversation)
-            except InvalidQuestion as exc:
-                await message.reply(plain(str(exc)), mention_author=False, allowed_mentions=NO_PINGS)
-                return
+            answer = await self._ask(question, conversation)
         guild_id = message.guild.id if message.guild else None
         buttons = await self._log(answer, guild_id, message.channel.id, message.author.id)
-        sent = await message.reply(
-            embed=answer_embed(answer), mention_author=False, allowed_mentions=NO_PINGS, **buttons
-        )
+        sent = await message.reply(embed=answer_embed(answer), mention_author=False, **buttons)
         await self._remember(answer, sent, message.channel, conversation)
 
     async def _log(self, answer: Answer, guild_id: int | None, channel_id: int | None, user_id: int) -> dict:
@@ -192,9 +178,11 @@ class AskCog(commands.Cog):
         return None
 
     def _refusal(self, user_id: int, question: str) -> str | None:
-        """Why a question is not answered right now (input problems are the engine's, rate limits ours)."""
-        if not question.strip() or len(" ".join(question.split())) > self.settings.max_question_chars:
-            return None  # let the engine word the hint or refusal
+        """Why a question is not answered now: the engine's word on the question itself, or the rate limit."""
+        try:
+            self.engine.check(question)
+        except InvalidQuestion as exc:
+            return str(exc)
         wait = self.cooldown.retry_after(user_id)
         return f"You're asking quickly! Try again in {wait:.0f} s." if wait > 0 else None
 

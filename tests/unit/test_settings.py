@@ -8,7 +8,7 @@ import pytest
 
 from bot.settings import Settings, SettingsError, load_settings
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 ENV_EXAMPLE = ROOT / ".env.example"
 
 
