@@ -169,10 +169,11 @@ class AskCog(commands.Cog):
             return None
         if message.guild is None:
             return message.content if self.settings.allow_dms else None
-        if isinstance(message.channel, discord.Thread) and message.channel.owner_id == me.id:
-            return re.sub(rf"<@!?{me.id}>", " ", message.content) or None  # empty: content not visible to the bot
+        question = re.sub(rf"<@!?{me.id}>", " ", message.content)
         if me in message.mentions:
-            return re.sub(rf"<@!?{me.id}>", " ", message.content)
+            return question
+        if isinstance(message.channel, discord.Thread) and message.channel.owner_id == me.id:
+            return question if question.strip() else None  # empty: no Message Content intent, nothing to answer
         if message.channel.id in self.settings.ask_channel_ids:
             return message.content
         return None
