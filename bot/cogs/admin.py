@@ -38,8 +38,7 @@ class AdminCog(commands.Cog):
     @app_commands.command(name="rebuild", description="Re-read the corpus and rebuild the index (admins only)")
     @app_commands.default_permissions(manage_guild=True)
     async def rebuild(self, interaction: discord.Interaction) -> None:
-        if not self.is_admin(interaction.user):
-            await interaction.response.send_message("Only server administrators can rebuild the index.", ephemeral=True)
+        if await self._refused(interaction, "rebuild the index"):
             return
         if self.engine.rebuilding:
             await interaction.response.send_message(REBUILD_RUNNING, ephemeral=True)
@@ -50,8 +49,7 @@ class AdminCog(commands.Cog):
     @app_commands.command(name="stats", description="What members asked, votes and unanswered questions (admins only)")
     @app_commands.default_permissions(manage_guild=True)
     async def stats(self, interaction: discord.Interaction) -> None:
-        if not self.is_admin(interaction.user):
-            await interaction.response.send_message("Only server administrators can see the stats.", ephemeral=True)
+        if await self._refused(interaction, "see the stats"):
             return
         if self.questions is None:
             await interaction.response.send_message(
@@ -62,6 +60,13 @@ class AdminCog(commands.Cog):
         text, png = await asyncio.to_thread(_report, self.questions)
         chart = discord.File(io.BytesIO(png), filename=CHART)
         await interaction.followup.send(plain(text), file=chart, ephemeral=True)
+
+    async def _refused(self, interaction: discord.Interaction, action: str) -> bool:
+        """Tell a member who is not an admin, privately, that only administrators can do this; True if so."""
+        if self.is_admin(interaction.user):
+            return False
+        await interaction.response.send_message(f"Only server administrators can {action}.", ephemeral=True)
+        return True
 
     def is_admin(self, user: discord.User | discord.Member) -> bool:
         """Administrator or Manage Server in this guild, or listed in ADMIN_USER_IDS / ADMIN_ROLE_IDS."""
