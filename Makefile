@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test test-fast lint format train-reader bench-quality bench-conversations bench-speed bench-scale clean
+.PHONY: install run test test-fast lint format train-reader bench-quality bench-conversations bench-documents bench-speed bench-scale clean
 
 install: $(STAMP)
 
@@ -26,6 +26,7 @@ run: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff check --fix .
@@ -51,6 +52,9 @@ bench-quality: install
 
 bench-conversations: install
 	$(BIN)/python benchmarks/conversations.py
+
+bench-documents: install
+	$(BIN)/python benchmarks/documents.py
 
 bench-speed: install
 	$(BIN)/python benchmarks/speed.py

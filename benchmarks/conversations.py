@@ -20,9 +20,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.answer import Answer
 from bot.engine import Engine
 from bot.history import Turn
+from bot.replies import Answer
 from bot.settings import load_settings
 from index.embedder import Embedder
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 from bot.calibration import Calibrator
 from bot.reader import Context, Reader, Reading
+from bot.replies import Answer, Citation
 from index.retrieval import Hit, Retrieval
 from index.store import Store
 
@@ -27,39 +28,6 @@ ABSTAIN_TEXT = "The article doesn't seem to answer that."
 _YES_NO = re.compile(
     r"^\s*(is|are|was|were|am|do|does|did|can|could|will|would|shall|should|has|have|had|may|might|must)\b", re.I
 )
-
-
-@dataclass(frozen=True)
-class Citation:
-    """A numbered source: which document and paragraph, and the quoted passage."""
-
-    n: int
-    document: str
-    title: str
-    paragraph: int
-    text: str
-    score: float
-    source: str | None = None
-    url: str | None = None
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What the bot says: the short answer, the quoted sentences with `[n]` markers and the citations they point
-    to, or an abstention with the closest passages as "see also". `confidence` is the calibrated probability
-    that the answer is right."""
-
-    question: str
-    text: str
-    abstained: bool
-    citations: list[Citation]
-    short_answer: str | None = None
-    see_also: list[Citation] = field(default_factory=list)
-    confidence: float = 0.0
-    timings_ms: dict[str, float] = field(default_factory=dict)
-
-    def to_json(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -229,4 +197,4 @@ def _compose(question: str, store: Store, chosen: list[Candidate], confidence: f
 def _citation(store: Store, n: int, hit: Hit) -> Citation:
     p = store.passages[hit.passage]
     doc = store.documents[p.document]
-    return Citation(n, p.document, doc.title, p.paragraph, p.text, round(hit.score, 4), doc.source, doc.url)
+    return Citation(n, p.document, doc.title, p.paragraph, p.text, round(hit.score, 4), doc.source, doc.url, p.page)

@@ -12,14 +12,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
-from bot.engine import KNOWN_ERRORS, Answer, Engine, InvalidQuestion, index_config
+from bot.engine import KNOWN_ERRORS, Answer, DocumentError, Engine, InvalidQuestion, build_index
 from bot.history import Conversations, Turn
 from bot.questionlog import LogError, Origin, QuestionLog, open_log
-from bot.settings import Settings, SettingsError, load_settings
-from index.build import build
-from index.embedder import Embedder
+from bot.replies import document_line
+from bot.settings import Settings, load_settings
 
-EXPECTED_ERRORS = (SettingsError, LogError, *KNOWN_ERRORS)
 CHAT = "terminal"  # the terminal chat is one conversation
 
 
@@ -29,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
         _configure_logging(settings, verbose=args.verbose or args.command == "run")
         return args.handler(args, settings)
-    except EXPECTED_ERRORS as exc:
+    except (*KNOWN_ERRORS, LogError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -57,6 +55,17 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--json", action="store_true", help="read questions from standard input, print JSON Lines")
     chat.set_defaults(handler=_chat)
 
+    add = commands.add_parser("add", help="add web pages (URLs) or .txt/.md/.html/.pdf files to the corpus")
+    add.add_argument("sources", nargs="+", metavar="URL|PATH")
+    add.set_defaults(handler=_add)
+
+    remove = commands.add_parser("remove", help="remove a document (its id, as `sources` lists it)")
+    remove.add_argument("document", metavar="ID")
+    remove.set_defaults(handler=_remove)
+
+    sources = commands.add_parser("sources", help="list the indexed documents")
+    sources.set_defaults(handler=_sources)
+
     stats = commands.add_parser("stats", help="what was asked: counts, votes, latency, the questions not answered")
     stats.add_argument("--days", type=int, default=30, help="the last N days (default 30)")
     output = stats.add_mutually_exclusive_group()
@@ -75,14 +84,47 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _build(args: argparse.Namespace, settings: Settings) -> int:
-    config = index_config(settings)
-    report = build(config, Embedder(settings.embedding_model), force=args.force)
+    report = build_index(settings, force=args.force)
     state = "up to date" if report.unchanged else "built"
     print(
         f"Index {state}: {report.documents} documents, {report.passages} passages, {report.sentences} sentences "
-        f"in {report.seconds:.1f} s ({config.index_dir})"
+        f"in {report.seconds:.1f} s ({settings.index_dir})"
     )
     return 0
+
+
+def _add(args: argparse.Namespace, settings: Settings) -> int:
+    """Add each URL or file in turn; a failure is reported and the next one still tried."""
+    engine, failed = Engine(settings), 0
+    for source in args.sources:
+        try:
+            change = engine.add_url(source) if "://" in source else engine.add_file(Path(source).name, _read(source))
+        except KNOWN_ERRORS as exc:
+            print(f"error: {source}: {exc}", file=sys.stderr)
+            failed += 1
+        else:
+            print(change.describe())
+    return 1 if failed else 0
+
+
+def _remove(args: argparse.Namespace, settings: Settings) -> int:
+    print(Engine(settings).remove(args.document).describe())
+    return 0
+
+
+def _sources(args: argparse.Namespace, settings: Settings) -> int:
+    sources = Engine(settings).sources()
+    print(f"Index built {sources.built_at} with {sources.model}: {sources.passages} passages.")
+    for doc in sources.documents:
+        print(f"- {doc.title}\n  {document_line(doc)}" + (f"\n  {doc.url}" if doc.url else ""))
+    return 0
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise DocumentError(f"cannot read it ({exc.strerror})") from exc
 
 
 def _ask(args: argparse.Namespace, settings: Settings) -> int:
@@ -198,7 +240,7 @@ def format_answer(answer: Answer, width: int = 100) -> str:
         lines += ["", "See also:" if answer.abstained else "Sources:"]
     for c in sources:
         origin = f" — {c.source}" if c.source else ""
-        lines.append(f"[{c.n}] {c.title}, ¶{c.paragraph}{origin}" + (f" <{c.url}>" if c.url else ""))
+        lines.append(f"[{c.n}] {c.title}, {c.place}{origin}" + (f" <{c.url}>" if c.url else ""))
         lines.append(textwrap.fill(f"“{c.text}”", width, initial_indent="    ", subsequent_indent="    "))
     return "\n".join(lines)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -19,10 +20,11 @@ from discord.ext import commands
 
 from bot.cogs.admin import AdminCog
 from bot.cogs.ask import AskCog
+from bot.cogs.documents import DocumentsCog
 from bot.engine import Engine
 from bot.feedback import VoteButton
 from bot.questionlog import QuestionLog, open_log
-from bot.render import APOLOGY
+from bot.replies import APOLOGY
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,18 +48,24 @@ PERMISSIONS = discord.Permissions(
 )
 
 
-class _ArticleBotMixin:
+if TYPE_CHECKING:  # the mixin is written against commands.Bot; it is combined with Bot or AutoShardedBot below
+    _BotBase = commands.Bot
+else:
+    _BotBase = object
+
+
+class _ArticleBotMixin(_BotBase):
     """What both bot classes share: Cogs, command sync and the error handler."""
 
     def __init__(self, settings: Settings, engine: Engine) -> None:
         intents = discord.Intents.default()
         intents.message_content = bool(settings.ask_channel_ids) or settings.threads
-        super().__init__(  # type: ignore[call-arg]
+        super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
-            **({"shard_count": settings.shard_count} if settings.shard_count else {}),
+            shard_count=settings.shard_count,
         )
         self.settings = settings
         self.engine = engine
@@ -68,7 +76,8 @@ class _ArticleBotMixin:
         self.add_dynamic_items(VoteButton)  # 👍/👎 under answers sent before a restart keep working
         await self.add_cog(AskCog(self, self.engine, self.settings, self.questions))
         await self.add_cog(AdminCog(self.engine, self.settings, self.questions))
-        self.tree.on_error = self.on_app_command_error
+        await self.add_cog(DocumentsCog(self.engine, self.settings))
+        self.tree.error(self.on_app_command_error)
         if self.settings.discord_guild_id:
             guild = discord.Object(id=self.settings.discord_guild_id)
             self.tree.copy_global_to(guild=guild)
@@ -83,7 +92,7 @@ class _ArticleBotMixin:
         """Messages are questions for the AskCog, never prefix commands: skip `process_commands`."""
 
     async def close(self) -> None:
-        await super().close()  # type: ignore[misc]
+        await super().close()
         if self.questions is not None:
             self.questions.close()
 

@@ -1,56 +1,68 @@
-"""The one object every front end holds: it owns the loaded model and index and answers `ask`, `rebuild` and
-`sources`.
+"""The one object every front end holds: it owns the loaded model and index and answers `ask`, `rebuild`,
+`sources`, `add_url`, `add_file` and `remove`.
 
 A rebuild builds a new store while questions go on being answered from the old one; the new store then replaces
-the old by a single attribute assignment, so a question sees one index or the other, never a mix.
+the old by a single attribute assignment, so a question sees one index or the other, never a mix. Adding or
+removing a document changes the corpus folder and rebuilds (re-embedding only new text); if the rebuild fails the
+folder is put back as it was.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bot.answer import Answer, Answerer, Candidate
+from bot.answer import Answerer, Candidate
 from bot.calibration import CALIBRATION, CalibrationError, Calibrator, load_calibrator
 from bot.history import Turn, follow_up_query, given_answers
 from bot.reader import BUNDLED, BUNDLED_DIR, NONE, Reader
-from bot.settings import Settings
+from bot.replies import Answer, Change, Sources
+from bot.settings import BUNDLED_CORPUS, Settings, SettingsError
 from index import vectors
 from index.build import BuildReport, IndexConfig, build, is_up_to_date
-from index.documents import CorpusError, corpus_fingerprint
+from index.corpus import document_file, put_back, take_out, write_new
+from index.documents import CorpusError, DocumentError, corpus_fingerprint, parse_document
 from index.embedder import Embedder, ModelError
 from index.folder import BuildInProgress, IndexFolder
 from index.lexical import tokenize
 from index.passages import Chunking
 from index.retrieval import Fusion, Retrieval, search
-from index.store import DocumentInfo, Store, StoreError
+from index.store import Store, StoreError
+
+if TYPE_CHECKING:
+    from index.extract import Extracted
+    from index.fetch import FetchPolicy
 
 log = logging.getLogger(__name__)
 
-__all__ = ["KNOWN_ERRORS", "Answer", "BuildInProgress", "BuildReport", "Engine", "InvalidQuestion", "Sources"]
+__all__ = [
+    "KNOWN_ERRORS",
+    "Answer",
+    "BuildInProgress",
+    "BuildReport",
+    "Change",
+    "DocumentError",
+    "Engine",
+    "InvalidQuestion",
+    "Sources",
+]
 
-# Failures with a message that says what to do: shown to the user as they are, without a traceback.
-KNOWN_ERRORS = (CorpusError, StoreError, ModelError, CalibrationError, BuildInProgress)
+# Failures whose message says what to do: shown to the user as they are, without a traceback.
+KNOWN_ERRORS = (SettingsError, CorpusError, StoreError, ModelError, CalibrationError, BuildInProgress, DocumentError)
 
 USAGE = 'Ask a question about the article, for example: "Who heads WeGO\'s secretariat?"'
 
 
 class InvalidQuestion(ValueError):
     """The question cannot be asked as it is; the message tells the user what to do."""
-
-
-@dataclass(frozen=True)
-class Sources:
-    """What the bot knows: the indexed documents and when and how the index was built."""
-
-    documents: list[DocumentInfo]
-    built_at: str
-    model: str
-    passages: int
 
 
 class Engine:
@@ -98,12 +110,103 @@ class Engine:
     def rebuild(self, force: bool = False) -> BuildReport:
         """Re-read the corpus and swap in a new index; BuildInProgress if a rebuild is already running. On any
         error the current index stays in service."""
+        with self._exclusive():
+            return self._rebuild(force)
+
+    def add_url(self, url: str) -> Change:
+        """Fetch a web page, PDF or text file and add it (never call from a running event loop: it runs its own).
+        FetchError, ExtractError or DocumentError say why a URL cannot be added; nothing changes then."""
+        from index.extract import extract  # trafilatura and aiohttp load only when a document is added
+        from index.fetch import fetch
+
+        started = time.perf_counter()
+        self._check_writable()
+        fetched = asyncio.run(fetch(url, self._fetch_policy()))
+        return self._add(extract(fetched.body, fetched.content_type, url=fetched.url), "url", started)
+
+    def add_file(self, filename: str, data: bytes) -> Change:
+        """Add a .txt, .md, .html or .pdf file's content as a document."""
+        from index.extract import extract
+
+        started = time.perf_counter()
+        self._check_writable()
+        if len(data) > self.settings.max_document_bytes:
+            raise DocumentError(f"{filename} is larger than MAX_DOCUMENT_BYTES ({self.settings.max_document_bytes:,})")
+        return self._add(extract(data, filename=filename), "file", started)
+
+    def remove(self, document_id: str) -> Change:
+        """Take a document out of the corpus and the index; the last document cannot be removed."""
+        started = time.perf_counter()
+        self._check_writable()
+        with self._exclusive():
+            document = self._store.documents.get(document_id)
+            if document is None:
+                raise DocumentError(f"there is no document {document_id!r} in the index: see the list of sources")
+            if len(self._store.documents) == 1:
+                raise DocumentError("the last document cannot be removed: the bot would have nothing to answer from")
+            path = document_file(self.config.corpus_dir, document_id)
+            data = take_out(path)
+            try:
+                self._rebuild()
+            except BaseException:
+                put_back(path, data)
+                raise
+        return Change("removed", document, time.perf_counter() - started)
+
+    def _add(self, extracted: Extracted, origin: str, started: float) -> Change:
+        """Write the document into the corpus and rebuild; the file is taken out again if the rebuild fails."""
+        from index.extract import document_name, to_markdown
+
+        name = document_name(extracted)
+        markdown = to_markdown(extracted, origin, datetime.now(UTC).isoformat(timespec="seconds"))
+        with self._exclusive():
+            self._refuse_duplicate(name, markdown)
+            path = write_new(self.config.corpus_dir, name, markdown)
+            try:
+                self._rebuild()
+            except BaseException:
+                path.unlink(missing_ok=True)
+                raise
+        document = self._store.documents[path.relative_to(self.config.corpus_dir).as_posix()]
+        return Change("added", document, time.perf_counter() - started)
+
+    def _refuse_duplicate(self, name: str, markdown: str) -> None:
+        """DocumentError when an indexed document has the same URL or the same text."""
+        new = parse_document(markdown, Path(name), name)
+        for document in self._store.documents.values():
+            if (new.url and document.url == new.url) or document.digest == new.digest:
+                raise DocumentError(
+                    f"this is already in the index as {document.id} ({document.title}); remove it first to replace it"
+                )
+
+    def _check_writable(self) -> None:
+        if self.config.corpus_dir.resolve() == BUNDLED_CORPUS.resolve():
+            raise DocumentError(
+                "the bundled article cannot be changed: set CORPUS_DIR to a folder of your own (a copy of "
+                f"{BUNDLED_CORPUS} to keep the article), then add documents"
+            )
+
+    def _fetch_policy(self) -> FetchPolicy:
+        from index.fetch import FetchPolicy
+
+        return FetchPolicy(
+            allow_private=self.settings.allow_private_urls,
+            allowed_private_hosts=frozenset(self.settings.allowed_private_hosts),
+            max_bytes=self.settings.max_document_bytes,
+        )
+
+    def _rebuild(self, force: bool = False) -> BuildReport:
+        report = build(self.config, self.embedder, force=force)
+        self._store = self._load()  # also picks up a build made by another process
+        return report
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """One change of the index at a time in this process (IndexFolder's lock covers other processes)."""
         if not self._rebuilding.acquire(blocking=False):
-            raise BuildInProgress("a rebuild is already running; wait for it to finish")
+            raise BuildInProgress("the index is being rebuilt; wait for it to finish")
         try:
-            report = build(self.config, self.embedder, force=force)
-            self._store = self._load()  # also picks up a build made by another process
-            return report
+            yield
         finally:
             self._rebuilding.release()
 
@@ -120,8 +223,8 @@ class Engine:
         store = self._store
         return Sources(
             documents=list(store.documents.values()),
-            built_at=store.manifest["built_at"],
-            model=store.manifest["model"],
+            built_at=store.manifest.built_at,
+            model=store.manifest.model,
             passages=len(store.passages),
         )
 
@@ -190,6 +293,11 @@ def _calibrator(reader_model: str) -> Calibrator:
             reader_model,
         )
     return load_calibrator(BUNDLED_DIR, "reader")
+
+
+def build_index(settings: Settings, force: bool = False) -> BuildReport:
+    """Build the configured index without loading the reader (for `articlebot build`); a no-op when up to date."""
+    return build(index_config(settings), Embedder(settings.embedding_model), force=force)
 
 
 def index_config(settings: Settings) -> IndexConfig:

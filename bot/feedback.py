@@ -46,7 +46,7 @@ class VoteButton(discord.ui.DynamicItem[discord.ui.Button], template=r"vote:(?P<
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str]
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
     ) -> VoteButton:
         return cls(match["way"] == "up", int(match["question"]))
 

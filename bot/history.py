@@ -14,7 +14,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
-from bot.answer import Answer
+from bot.replies import Answer
 
 
 @dataclass(frozen=True)

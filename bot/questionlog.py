@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot.answer import Answer
+from bot.replies import Answer
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)

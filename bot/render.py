@@ -11,8 +11,7 @@ import textwrap
 import discord
 from discord.utils import escape_markdown, escape_mentions
 
-from bot.answer import Answer, Citation
-from bot.engine import Sources
+from bot.replies import Answer, Citation, Sources, document_line
 
 DESCRIPTION_LIMIT = 4096
 FIELD_NAME_LIMIT = 256
@@ -23,7 +22,6 @@ EMBED_TOTAL_LIMIT = 6000
 MESSAGE_LIMIT = 2000
 THREAD_NAME_LIMIT = 100
 
-APOLOGY = "Sorry, something went wrong while answering. The error has been logged; please try again later."
 
 ANSWER_COLOUR = discord.Colour.blurple()
 ABSTAIN_COLOUR = discord.Colour.light_grey()
@@ -53,11 +51,10 @@ def sources_embed(sources: Sources) -> discord.Embed:
         colour=ANSWER_COLOUR,
     )
     for doc in sources.documents[:FIELD_COUNT_LIMIT]:
-        origin = f"{doc.source} · " if doc.source else ""
         link = f"\n{doc.url}" if doc.url else ""
         embed.add_field(
             name=safe(doc.title, FIELD_NAME_LIMIT),
-            value=safe(f"{origin}{doc.passages} passages · {doc.id}", FIELD_VALUE_LIMIT - len(link)) + link,
+            value=safe(document_line(doc), FIELD_VALUE_LIMIT - len(link)) + link,
             inline=False,
         )
     return embed
@@ -115,7 +112,7 @@ def _description(answer: Answer, limit: int) -> str:
 
 
 def _field_name(heading: str, citation: Citation) -> str:
-    return safe(f"{heading} [{citation.n}] {citation.title}, ¶{citation.paragraph}", FIELD_NAME_LIMIT)
+    return safe(f"{heading} [{citation.n}] {citation.title}, {citation.place}", FIELD_NAME_LIMIT)
 
 
 def _quote(citation: Citation, limit: int) -> str:

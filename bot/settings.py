@@ -6,7 +6,7 @@ Every variable is documented in `.env.example` and in the README's table.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 BUNDLED_CORPUS = Path(__file__).parent / "corpus"
 
 IdList = Annotated[list[int], NoDecode]
+NameList = Annotated[list[str], NoDecode]
 
 
 class SettingsError(Exception):
@@ -35,6 +36,11 @@ class Settings(BaseSettings):
     approx_index_threshold: int = Field(200_000, ge=1)
     nprobe: int = Field(32, ge=1)
     ef_search: int = Field(64, ge=1)
+
+    # Adding documents (/add, `articlebot add`).
+    max_document_bytes: int = Field(10_000_000, ge=1000)
+    allow_private_urls: bool = False
+    allowed_private_hosts: NameList = []
 
     # Answering.
     top_k: int = Field(3, ge=1, le=10)
@@ -66,7 +72,7 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
-    @field_validator("admin_user_ids", "admin_role_ids", "ask_channel_ids", mode="before")
+    @field_validator("admin_user_ids", "admin_role_ids", "ask_channel_ids", "allowed_private_hosts", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         """Accept "123, 456" as well as a list."""
@@ -83,7 +89,7 @@ class Settings(BaseSettings):
         return level
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment and `.env` (overrides win); SettingsError lists every bad variable."""
     try:
         return Settings(**overrides)

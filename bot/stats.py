@@ -10,7 +10,9 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: no display here
 
+from matplotlib import dates as mdates
 from matplotlib import pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 
 def summary(stats: dict) -> str:
@@ -38,11 +40,13 @@ def chart_png(stats: dict) -> bytes:
     refused = [counts.get(d.isoformat(), {}).get("abstained", 0) for d in days]
     answered = [a - r for a, r in zip(asked, refused, strict=True)]
     figure, axes = plt.subplots(figsize=(8, 3), dpi=100)
-    axes.bar(days, answered, color="#5865F2", label="answered")
-    axes.bar(days, refused, bottom=answered, color="#B5BAC1", label="not answered")
+    positions = mdates.date2num(days)
+    axes.bar(positions, answered, color="#5865F2", label="answered")
+    axes.bar(positions, refused, bottom=answered, color="#B5BAC1", label="not answered")
     axes.set_title(f"Questions per day, last {stats['days']} days")
     axes.legend(loc="upper left", frameon=False)
-    axes.yaxis.get_major_locator().set_params(integer=True)
+    axes.xaxis_date()
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes.spines[["top", "right"]].set_visible(False)
     figure.autofmt_xdate()
     figure.tight_layout()

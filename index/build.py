@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from index import lexical, vectors
-from index.documents import corpus_fingerprint, load_corpus
+from index.cache import EmbeddingCache, SentenceSplits
+from index.documents import DocumentInfo, corpus_fingerprint, load_corpus
 from index.embedder import Embedder
 from index.folder import IndexFolder
 from index.passages import Chunking, chunk
-from index.store import FORMAT, DocumentInfo, Store, StoreError, read_manifest
+from index.store import FORMAT, Counts, Manifest, Store, StoreError, read_manifest
 
 log = logging.getLogger(__name__)
+CACHE_DIR = "embeddings"
 _VERSIONED = ("sentence-transformers", "torch", "faiss-cpu", "bm25s", "pysbd", "numpy", "articlebot")
 
 
@@ -42,6 +46,7 @@ class BuildReport:
     sentences: int
     seconds: float
     unchanged: bool
+    embedded: int = 0  # texts that had no vector in the embedding cache
 
 
 def build(config: IndexConfig, embedder: Embedder, force: bool = False) -> BuildReport:
@@ -51,15 +56,17 @@ def build(config: IndexConfig, embedder: Embedder, force: bool = False) -> Build
     folder = IndexFolder(config.index_dir)
     live = folder.current()
     if live is not None and not force and is_up_to_date(live, config, embedder.name, fingerprint):
-        counts = read_manifest(live)["counts"]
-        return BuildReport(**counts, seconds=time.perf_counter() - started, unchanged=True)
+        counts = read_manifest(live).counts
+        return BuildReport(**asdict(counts), seconds=time.perf_counter() - started, unchanged=True)
     with folder.new_build() as target:
-        store = make_store(config, embedder, fingerprint)
-        store.manifest["build_seconds"] = round(time.perf_counter() - started, 3)
+        cache = EmbeddingCache(config.index_dir / CACHE_DIR, embedder.name).load()
+        splits = SentenceSplits(config.index_dir / CACHE_DIR).load()
+        store, embedded = make_store(config, embedder, fingerprint, cache, started, splits)
         store.save(target)
-    counts = store.manifest["counts"]
-    log.info("index built: %(documents)d documents, %(passages)d passages", counts)
-    return BuildReport(**counts, seconds=time.perf_counter() - started, unchanged=False)
+        splits.save()
+    counts = store.manifest.counts
+    log.info("index built: %d documents, %d passages, %d texts embedded", counts.documents, counts.passages, embedded)
+    return BuildReport(**asdict(counts), seconds=time.perf_counter() - started, unchanged=False, embedded=embedded)
 
 
 def is_up_to_date(folder: Path, config: IndexConfig, model: str, fingerprint: str) -> bool:
@@ -68,58 +75,66 @@ def is_up_to_date(folder: Path, config: IndexConfig, model: str, fingerprint: st
         manifest = read_manifest(folder)
     except StoreError:
         return False
-    return manifest.get("corpus_fingerprint") == fingerprint and manifest.get("build") == _build_settings(config, model)
+    return manifest.corpus_fingerprint == fingerprint and manifest.build == _build_settings(config, model)
 
 
-def make_store(config: IndexConfig, embedder: Embedder, fingerprint: str) -> Store:
-    """Read, chunk, embed and index the corpus into an in-memory store."""
+def make_store(
+    config: IndexConfig,
+    embedder: Embedder,
+    fingerprint: str,
+    cache: EmbeddingCache,
+    started: float,
+    splits: SentenceSplits | None = None,
+) -> tuple[Store, int]:
+    """Read, chunk, embed (what the cache lacks) and index the corpus into an in-memory store; also returns how
+    many texts were embedded."""
     documents = load_corpus(config.corpus_dir)
-    passages, sentences = chunk(documents, config.chunking)
-    embeddings = _embed_unique([p.text for p in passages] + [s.text for s in sentences], embedder)
+    passages, sentences = chunk(documents, config.chunking, splits)
+    embeddings, embedded = _embed_unique([p.text for p in passages] + [s.text for s in sentences], embedder, cache)
     factory = vectors.factory_string(config.index_type, len(embeddings), config.approx_threshold)
     passage_tokens = [lexical.tokenize(p.text) for p in passages]
+    per_document = Counter(p.document for p in passages)
     infos = {
         d.id: DocumentInfo(
-            d.id,
-            d.title,
-            d.source,
-            d.url,
-            d.date,
-            len(d.paragraphs),
-            sum(p.document == d.id for p in passages),
+            d.id, d.title, d.source, d.url, d.date, len(d.paragraphs), per_document[d.id], d.origin, d.added, d.digest
         )
         for d in documents
     }
-    manifest = {
-        "format": FORMAT,
-        "model": embedder.name,
-        "dimension": embedder.dim,
-        "corpus_fingerprint": fingerprint,
-        "build": _build_settings(config, embedder.name),
-        "index_factory": factory,
-        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "versions": {name: version(name) for name in _VERSIONED},
-        "counts": {"documents": len(documents), "passages": len(passages), "sentences": len(sentences)},
-    }
-    return Store(
-        manifest=manifest,
-        documents=infos,
-        passages=passages,
-        sentences=sentences,
-        vectors=vectors.build_index(embeddings, factory),
-        bm25=lexical.build_bm25(passage_tokens),
+    index = vectors.build_index(embeddings, factory)
+    bm25 = lexical.build_bm25(passage_tokens)
+    manifest = Manifest(
+        format=FORMAT,
+        model=embedder.name,
+        dimension=embedder.dim,
+        corpus_fingerprint=fingerprint,
+        build=_build_settings(config, embedder.name),
+        index_factory=factory,
+        built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        versions={name: version(name) for name in _VERSIONED},
+        counts=Counts(len(documents), len(passages), len(sentences)),
+        build_seconds=round(time.perf_counter() - started, 3),
     )
+    store = Store(manifest=manifest, documents=infos, passages=passages, sentences=sentences, vectors=index, bm25=bm25)
+    return store, embedded
 
 
-def _embed_unique(texts: list[str], embedder: Embedder) -> np.ndarray:
-    """Encode each distinct text once (a one-sentence passage is also a sentence) in a single model call."""
+def _embed_unique(texts: list[str], embedder: Embedder, cache: EmbeddingCache) -> tuple[np.ndarray, int]:
+    """Vectors for `texts`: each distinct text (a one-sentence passage is also a sentence) taken from the cache or
+    encoded, all new ones in a single model call; the cache then holds exactly these texts."""
     unique = list(dict.fromkeys(texts))
-    encoded = embedder.encode(unique, progress=len(unique) > 256)
+    found, missing = cache.lookup(unique)
+    encoded = embedder.encode([unique[i] for i in missing], progress=len(missing) > 256) if missing else None
+    rows = np.empty((len(unique), embedder.dim), dtype=np.float32)
+    for i, vector in found.items():
+        rows[i] = vector
+    if encoded is not None:
+        rows[missing] = encoded
+    cache.save(unique, rows)
     row = {text: i for i, text in enumerate(unique)}
-    return encoded[[row[text] for text in texts]]
+    return rows[[row[text] for text in texts]], len(missing)
 
 
-def _build_settings(config: IndexConfig, model: str) -> dict:
+def _build_settings(config: IndexConfig, model: str) -> dict[str, Any]:
     return {
         "model": model,
         "chunking": config.chunking.as_dict(),

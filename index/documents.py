@@ -1,8 +1,9 @@
 """A corpus folder → documents: metadata plus cleaned, numbered paragraphs that point into the file's text.
 
 A document is a `.txt` or `.md` file; paragraphs are separated by blank lines. An optional YAML front-matter
-block between `---` lines gives title/source/url/date. Cleaning keeps offsets into the text as read, so every
-quote can be traced back to the exact characters of the file.
+block between `---` lines gives title/source/url/date. A paragraph that is exactly `<!-- page N -->` (written by
+`index.extract` for PDFs) is not kept: it gives page N to the paragraphs after it. Cleaning keeps offsets into the
+text as read, so every quote can be traced back to the exact characters of the file.
 """
 
 from __future__ import annotations
@@ -22,19 +23,29 @@ _COPYRIGHT_OWNER = re.compile(
     re.IGNORECASE,
 )
 _HEADING = re.compile(r"^#{1,6}\s+")
+_PAGE_MARKER = re.compile(r"<!-- page (\d+) -->")
 
 
 class CorpusError(Exception):
     """The corpus cannot be read; the message names the file and what is wrong with it."""
 
 
+class DocumentError(Exception):
+    """A document cannot be added or removed; the message is one line that says why and what to do."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))  # one line, whatever a library's error text holds
+
+
 @dataclass(frozen=True)
 class Paragraph:
-    """A kept paragraph: its 1-based number in reading order and its span in the document's text."""
+    """A kept paragraph: its 1-based number in reading order, its span in the document's text, and the page it is
+    on when the document marks pages."""
 
     number: int
     start: int
     end: int
+    page: int | None = None
 
 
 @dataclass(frozen=True)
@@ -48,9 +59,33 @@ class Document:
     date: str | None
     text: str
     paragraphs: tuple[Paragraph, ...]
+    origin: str | None = None  # how it was added: "url" or "file" (front matter); None for a file put in by hand
+    added: str | None = None
 
     def paragraph_text(self, paragraph: Paragraph) -> str:
         return self.text[paragraph.start : paragraph.end]
+
+    @property
+    def digest(self) -> str:
+        """A hash of the kept paragraphs' words: equal for the same text however it was laid out."""
+        words = " ".join(" ".join(self.paragraph_text(p).split()) for p in self.paragraphs)
+        return hashlib.sha256(words.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """What the index knows of a document: its metadata and how much of it was indexed."""
+
+    id: str
+    title: str
+    source: str | None
+    url: str | None
+    date: str | None
+    paragraphs: int
+    passages: int
+    origin: str | None = None
+    added: str | None = None
+    digest: str = ""
 
 
 def corpus_files(corpus_dir: Path) -> list[Path]:
@@ -85,15 +120,20 @@ def load_document(path: Path, doc_id: str) -> Document:
         text = _read_bytes(path).decode("utf-8-sig").replace("\r\n", "\n")
     except UnicodeDecodeError as exc:
         raise CorpusError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-    meta, body_start = _front_matter(text, path)
-    spans = paragraph_spans(text, body_start)
+    return parse_document(text, path, doc_id)
+
+
+def parse_document(text: str, path: Path, doc_id: str) -> Document:
+    """A document from its text; `path` gives the kind (.txt or Markdown) and names it in errors."""
+    meta, body_start = front_matter(text, path)
+    spans, pages = _page_markers(text, paragraph_spans(text, body_start))
     copyright_spans = [s for s in spans if _COPYRIGHT.match(text[s[0] : s[1]])]
     kept = _drop_duplicates(text, [s for s in spans if s not in copyright_spans])
     if path.suffix.lower() != ".txt":
         kept = [s for s in kept if not _HEADING.match(text[s[0] : s[1]])]
     if not kept:
         raise CorpusError(f"{path}: no text paragraphs (the document is empty)")
-    paragraphs = tuple(Paragraph(n, start, end) for n, (start, end) in enumerate(kept, start=1))
+    paragraphs = tuple(Paragraph(n, start, end, pages.get((start, end))) for n, (start, end) in enumerate(kept, 1))
     return Document(
         id=doc_id,
         title=_str(meta.get("title")) or _first_line(text, body_start) or path.stem,
@@ -102,6 +142,8 @@ def load_document(path: Path, doc_id: str) -> Document:
         date=_str(meta.get("date")),
         text=text,
         paragraphs=paragraphs,
+        origin=_str(meta.get("origin")),
+        added=_str(meta.get("added")),
     )
 
 
@@ -116,7 +158,7 @@ def _hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
-def _front_matter(text: str, path: Path) -> tuple[dict, int]:
+def front_matter(text: str, path: Path) -> tuple[dict, int]:
     """The YAML front matter as a dict, and the offset where the body starts."""
     match = _FRONT_MATTER.match(text)
     if not match:
@@ -155,6 +197,22 @@ def paragraph_spans(text: str, start: int) -> list[tuple[int, int]]:
     return spans
 
 
+def _page_markers(text: str, spans: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], dict[tuple[int, int], int]]:
+    """Drop the `<!-- page N -->` marker paragraphs; map every other span after a marker to that marker's page."""
+    kept: list[tuple[int, int]] = []
+    pages: dict[tuple[int, int], int] = {}
+    page = None
+    for start, end in spans:
+        marker = _PAGE_MARKER.fullmatch(text[start:end])
+        if marker:
+            page = int(marker.group(1))
+            continue
+        kept.append((start, end))
+        if page is not None:
+            pages[(start, end)] = page
+    return kept, pages
+
+
 def _drop_duplicates(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Keep the first of paragraphs whose whitespace-normalised text is identical."""
     seen: set[str] = set()
@@ -179,7 +237,9 @@ def _copyright_owner(text: str, spans: list[tuple[int, int]]) -> str | None:
 
 
 def _first_line(text: str, start: int) -> str:
-    first = text[start:].strip().split("\n", 1)[0]
+    """The first line of the body that is not a page marker, without its heading marks."""
+    lines = (line.strip() for line in text[start:].split("\n"))
+    first = next((line for line in lines if line and not _PAGE_MARKER.fullmatch(line)), "")
     return _HEADING.sub("", first).strip()
 
 

@@ -48,7 +48,10 @@ class Embedder:
 
     @property
     def dim(self) -> int:
-        return int(self.model.get_embedding_dimension())
+        dimension = self.model.get_embedding_dimension()
+        if dimension is None:
+            raise ModelError(f"embedding model {self.name!r} does not declare its vector size")
+        return dimension
 
     def load(self) -> Embedder:
         """Load the model now rather than on the first question."""

@@ -13,6 +13,7 @@ from functools import cache
 
 import pysbd
 
+from index.cache import SentenceSplits
 from index.documents import Document, Paragraph
 
 
@@ -40,7 +41,7 @@ class Sentence:
 
 @dataclass(frozen=True)
 class Passage:
-    """A retrievable unit: consecutive sentences `sentences[first:last]` of one paragraph."""
+    """A retrievable unit: consecutive sentences `sentences[first:last]` of one paragraph (on `page` of a PDF)."""
 
     document: str
     paragraph: int
@@ -49,6 +50,7 @@ class Passage:
     text: str
     first: int
     last: int
+    page: int | None = None
 
     @property
     def sentence_ids(self) -> range:
@@ -56,33 +58,37 @@ class Passage:
         return range(self.first, self.last)
 
 
-def split_sentences(document: Document, paragraph: Paragraph) -> list[Sentence]:
-    """The paragraph's sentences, with offsets into the document's text; surrounding spaces trimmed."""
+def split_sentences(document: Document, paragraph: Paragraph, splits: SentenceSplits | None = None) -> list[Sentence]:
+    """The paragraph's sentences, with offsets into the document's text; surrounding spaces trimmed. `splits`
+    remembers pysbd's answers between builds."""
     body = document.paragraph_text(paragraph).replace("\n", " ")  # a wrapped line is no sentence end; same offsets
     sentences = []
-    for span in _segmenter().segment(body):
-        raw = body[span.start : span.end]
-        start = paragraph.start + span.start + (len(raw) - len(raw.lstrip()))
-        end = paragraph.start + span.start + len(raw.rstrip())
+    for span_start, span_end in splits.spans(body, _pysbd_spans) if splits else _pysbd_spans(body):
+        raw = body[span_start:span_end]
+        start = paragraph.start + span_start + (len(raw) - len(raw.lstrip()))
+        end = paragraph.start + span_start + len(raw.rstrip())
         if end > start:
             text = " ".join(document.text[start:end].split())
             sentences.append(Sentence(document.id, paragraph.number, start, end, text))
     return sentences
 
 
-def chunk(documents: list[Document], chunking: Chunking) -> tuple[list[Passage], list[Sentence]]:
+def chunk(
+    documents: list[Document], chunking: Chunking, splits: SentenceSplits | None = None
+) -> tuple[list[Passage], list[Sentence]]:
     """All passages of the corpus, and the sentences they index into."""
     passages: list[Passage] = []
     sentences: list[Sentence] = []
     for document in documents:
         for paragraph in document.paragraphs:
             offset = len(sentences)
-            own = split_sentences(document, paragraph)
+            own = split_sentences(document, paragraph, splits)
             sentences.extend(own)
             for first, last in sentence_windows([len(s.text) for s in own], chunking):
                 start, end = own[first].start, own[last - 1].end
                 text = " ".join(document.text[start:end].split())
-                passages.append(Passage(document.id, paragraph.number, start, end, text, offset + first, offset + last))
+                window = (offset + first, offset + last)
+                passages.append(Passage(document.id, paragraph.number, start, end, text, *window, paragraph.page))
     return passages, sentences
 
 
@@ -99,6 +105,10 @@ def sentence_windows(lengths: list[int], chunking: Chunking) -> Iterator[tuple[i
         if last == len(lengths):
             return
         first = max(first + 1, last - chunking.overlap)
+
+
+def _pysbd_spans(text: str) -> list[tuple[int, int]]:
+    return [(span.start, span.end) for span in _segmenter().segment(text)]
 
 
 @cache

@@ -10,16 +10,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import bm25s
 import faiss
 
 from index import lexical
+from index.documents import DocumentInfo
 from index.passages import Passage, Sentence
 
-FORMAT = 3
+FORMAT = 4
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 METADATA = "passages.json"
@@ -33,23 +35,43 @@ class StoreError(Exception):
 
 
 @dataclass(frozen=True)
-class DocumentInfo:
-    """What the index knows of a document: its metadata and how much of it was indexed."""
+class Counts:
+    """How much the index holds."""
 
-    id: str
-    title: str
-    source: str | None
-    url: str | None
-    date: str | None
-    paragraphs: int
+    documents: int
     passages: int
+    sentences: int
 
 
-@dataclass
+@dataclass(frozen=True)
+class Manifest:
+    """What an index was built from and with; `files` maps each data file to its sha256, filled in on save."""
+
+    format: int
+    model: str
+    dimension: int
+    corpus_fingerprint: str
+    build: dict[str, Any]
+    index_factory: str
+    built_at: str
+    versions: dict[str, str]
+    counts: Counts
+    build_seconds: float = 0.0
+    files: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Manifest:
+        return cls(**(data | {"counts": Counts(**data["counts"])}))
+
+
+@dataclass(frozen=True)
 class Store:
     """Everything a question is answered from, loaded once and never modified."""
 
-    manifest: dict
+    manifest: Manifest
     documents: dict[str, DocumentInfo]
     passages: list[Passage]
     sentences: list[Sentence]
@@ -58,10 +80,11 @@ class Store:
     sentence_passages: list[list[int]] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.sentence_passages = [[] for _ in self.sentences]
+        owners: list[list[int]] = [[] for _ in self.sentences]
         for number, passage in enumerate(self.passages):
             for sentence in passage.sentence_ids:
-                self.sentence_passages[sentence].append(number)
+                owners[sentence].append(number)
+        object.__setattr__(self, "sentence_passages", owners)  # derived once, at construction
 
     def save(self, folder: Path) -> None:
         """Write every file, then the manifest with their checksums (the manifest last: it marks completion)."""
@@ -73,19 +96,18 @@ class Store:
             "sentences": [asdict(s) for s in self.sentences],
         }
         (folder / METADATA).write_text(json.dumps(metadata, ensure_ascii=False), encoding="utf-8")
-        self.manifest["files"] = {path: _sha256(folder / path) for path in _data_files(folder)}
-        (folder / MANIFEST).write_text(json.dumps(self.manifest, indent=2), encoding="utf-8")
+        manifest = replace(self.manifest, files={path: _sha256(folder / path) for path in _data_files(folder)})
+        (folder / MANIFEST).write_text(json.dumps(manifest.to_json(), indent=2), encoding="utf-8")
 
     @classmethod
     def load(cls, folder: Path, model: str) -> Store:
         """Load and verify a saved index built with `model`; StoreError names the problem and the fix."""
         manifest = read_manifest(folder)
-        if manifest.get("model") != model:
+        if manifest.model != model:
             raise StoreError(
-                f"index built with model {manifest.get('model')!r}, configured model is {model!r}: "
-                "run `articlebot build`"
+                f"index built with model {manifest.model!r}, configured model is {model!r}: run `articlebot build`"
             )
-        for path, checksum in manifest.get("files", {}).items():
+        for path, checksum in manifest.files.items():
             if not (folder / path).is_file() or _sha256(folder / path) != checksum:
                 raise StoreError(f"index file {folder / path} is missing or corrupt: run `articlebot build`")
         try:
@@ -102,15 +124,18 @@ class Store:
             raise StoreError(f"index in {folder} cannot be read ({exc}): run `articlebot build`") from exc
 
 
-def read_manifest(folder: Path) -> dict:
+def read_manifest(folder: Path) -> Manifest:
     """The manifest of a saved index, checked for format; StoreError if it is missing or unreadable."""
     try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise StoreError(f"index manifest in {folder} is missing or corrupt: run `articlebot build`") from exc
-    if manifest.get("format") != FORMAT:
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise StoreError(f"index in {folder} has an older format: run `articlebot build`")
-    return manifest
+    try:
+        return Manifest.from_json(data)
+    except (KeyError, TypeError) as exc:
+        raise StoreError(f"index manifest in {folder} is missing or corrupt: run `articlebot build`") from exc
 
 
 def _data_files(folder: Path) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.answer import Answer
+from bot.replies import Answer
 
 
 def assert_answers(case: dict, answer: Answer) -> None:

@@ -1,5 +1,5 @@
 """Shared fixtures: the real model, loaded once, engines over real indexes built in temporary folders, and a
-Discord API emulator on 127.0.0.1 to run real discord.py bots against."""
+Discord API emulator on 127.0.0.1 to run real discord.py bots (the article bot with `start_bot`) against."""
 
 from __future__ import annotations
 
@@ -16,11 +16,14 @@ import pytest
 from discord.ext import commands
 from discord_emulator import DiscordEmulator
 
+from bot.discord_bot import create_bot
 from bot.engine import Engine
 from bot.settings import BUNDLED_CORPUS, Settings, load_settings
 from index.embedder import Embedder
 
 ROWING = Path(__file__).parent / "articles" / "rowing"
+
+StartBot = Callable[..., Awaitable[commands.Bot]]
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +55,18 @@ def engines(engine: Engine, settings: Settings, embedder: Embedder, tmp_path_fac
 def corpus_copy(tmp_path: Path) -> Path:
     """A writable copy of the bundled corpus."""
     return Path(shutil.copytree(BUNDLED_CORPUS, tmp_path / "corpus"))
+
+
+@pytest.fixture
+def own_engine(embedder: Embedder, corpus_copy: Path, tmp_path: Path) -> Engine:
+    """An engine over a writable copy of the bundled corpus, with its own index folder and question log."""
+    return Engine(own_settings(corpus_copy, tmp_path), embedder)
+
+
+def own_settings(corpus: Path, folder: Path, **overrides: Any) -> Settings:
+    """Settings for a writable corpus, with the index and the question log in `folder` (never the developer's)."""
+    log = f"sqlite:///{folder / 'articlebot.db'}"
+    return load_settings(corpus_dir=corpus, index_dir=folder / "index", database_url=log, _env_file=None, **overrides)
 
 
 @pytest.fixture
@@ -92,3 +107,14 @@ async def run_bot(emu: DiscordEmulator) -> AsyncIterator[Callable[[commands.Bot]
     leftover = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
     assert not leftover, leftover
     await emu.wait_for(lambda: not any(t.name.startswith("keep-alive-handler") for t in threading.enumerate()))
+
+
+@pytest.fixture
+def start_bot(emu: DiscordEmulator, run_bot: Callable[[commands.Bot], Awaitable[commands.Bot]], engine: Engine):
+    """Start the article bot on an engine (the session's by default), syncing its commands to the guild."""
+
+    async def start(engine: Engine = engine, **settings: Any) -> commands.Bot:
+        update = {"discord_guild_id": emu.guild_id, "cooldown_seconds": 0, **settings}
+        return await run_bot(create_bot(engine.settings.model_copy(update=update), engine))
+
+    return start

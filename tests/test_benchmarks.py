@@ -126,6 +126,22 @@ def test_scale_benchmark_measures_exact_approximate_and_bm25(tiny_squad: Path, t
 
 
 @pytest.mark.timeout(300)
+def test_documents_benchmark_times_an_add_against_embedding_alone(tiny_squad: Path, tmp_path: Path) -> None:
+    out = tmp_path / "documents.json"
+    run = subprocess.run(
+        [sys.executable, "benchmarks/documents.py", "--data", str(tiny_squad), "--articles", "1", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    results = json.loads(out.read_text())
+    assert results["corpus"]["documents"] == 1
+    assert results["add"]["ratio"] > 0 and results["add"]["texts"] > 0
+    assert results["unchanged_rebuild"]["embedded"] == 0, "an unchanged corpus is not embedded again"
+    assert '"ratio"' in run.stdout
+
+
 def test_conversation_benchmark_compares_history_with_none(tmp_path: Path) -> None:
     out = tmp_path / "conversations.json"
     run = subprocess.run(

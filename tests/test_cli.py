@@ -1,23 +1,30 @@
-"""The installed `articlebot` command, run as a user would: JSON schema, batches, bad input, idempotent builds."""
+"""The installed `articlebot` command, run as a user would: JSON schema, batches, bad input, idempotent builds,
+adding and removing documents."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from fpdf import FPDF
+
+from bot.settings import BUNDLED_CORPUS
 
 ARTICLEBOT = str(Path(sys.executable).parent / "articlebot")
+TUNNEL = "the-harwick-railway-tunnel.md"  # the corpus file of the PDF the tests add
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """An environment with its own index folder, run from an empty folder so no developer `.env` is read."""
     home = tmp_path_factory.mktemp("cli")
-    clean = {k: v for k, v in os.environ.items() if k not in {"DISCORD_TOKEN", "CORPUS_DIR"}}
+    ignored = {"DISCORD_TOKEN", "CORPUS_DIR", "ALLOW_PRIVATE_URLS", "ALLOWED_PRIVATE_HOSTS", "MAX_DOCUMENT_BYTES"}
+    clean = {k: v for k, v in os.environ.items() if k not in ignored}
     return {**clean, "INDEX_DIR": str(home / "index"), "CLI_HOME": str(home)}
 
 
@@ -104,3 +111,54 @@ def test_stats_summarise_and_export_the_question_log(env: dict[str, str], tmp_pa
     assert "3 questions, 1 answered, 2 not answered" in articlebot(logged, "stats").stdout
     articlebot({**logged, "LOG_QUESTIONS": "false"}, "ask", "Who heads WeGO's secretariat?")
     assert json.loads(articlebot(logged, "stats", "--json").stdout)["questions"] == 3
+
+
+@pytest.fixture
+def own_corpus(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """The environment with a writable copy of the bundled corpus and its own index."""
+    corpus = shutil.copytree(BUNDLED_CORPUS, tmp_path / "corpus")
+    return {**env, "CORPUS_DIR": str(corpus), "INDEX_DIR": str(tmp_path / "index")}
+
+
+def corpus_files(env: dict[str, str]) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(Path(env["CORPUS_DIR"]).iterdir())}
+
+
+def test_adding_a_private_address_is_refused(own_corpus: dict[str, str]) -> None:
+    before = corpus_files(own_corpus)
+    run = articlebot(own_corpus, "add", "http://localhost/")
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert run.stderr.startswith("error: http://localhost/: localhost resolves to a private address")
+    assert "ALLOWED_PRIVATE_HOSTS" in run.stderr and run.stdout == ""
+    assert corpus_files(own_corpus) == before
+
+
+def test_a_pdf_is_added_listed_and_removed(own_corpus: dict[str, str], tmp_path: Path) -> None:
+    pdf = FPDF()
+    pdf.set_title("The Harwick Railway Tunnel")
+    pdf.set_font("Helvetica", size=11)
+    pdf.add_page()
+    pdf.multi_cell(0, 6, "The Harwick railway tunnel carries the northern line under the Pellam hills.")
+    pdf.add_page()
+    pdf.multi_cell(0, 6, "The Harwick tunnel is 4.2 kilometres long. It was opened to passenger trains in 1911.")
+    path = tmp_path / "harwick.pdf"
+    path.write_bytes(bytes(pdf.output()))
+
+    added = articlebot(own_corpus, "add", str(path))
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.startswith(f"Added “The Harwick Railway Tunnel” ({TUNNEL}): 2 paragraphs")
+    listed = articlebot(own_corpus, "sources").stdout
+    titles = [line for line in listed.splitlines() if line.startswith("- ")]
+    assert len(titles) == 2 and "- The Harwick Railway Tunnel" in titles
+    assert any(f"{TUNNEL} · added " in line and line.endswith("from a file") for line in listed.splitlines())
+
+    removed = articlebot(own_corpus, "remove", TUNNEL)
+    assert removed.returncode == 0 and removed.stdout.startswith("Removed “The Harwick Railway Tunnel”")
+    assert sorted(corpus_files(own_corpus)) == sorted(p.name for p in BUNDLED_CORPUS.iterdir())
+
+
+def test_the_bundled_article_cannot_be_changed(env: dict[str, str], tmp_path: Path) -> None:
+    note = tmp_path / "note.md"
+    note.write_text("# A note\n\nThe ferry to the island leaves every hour from the old harbour.\n", encoding="utf-8")
+    run = articlebot(env, "add", str(note))
+    assert run.returncode == 1 and "the bundled article cannot be changed: set CORPUS_DIR" in run.stderr

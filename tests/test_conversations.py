@@ -8,9 +8,9 @@ import pytest
 import yaml
 from cases import assert_abstains, assert_answers
 
-from bot.answer import Answer
 from bot.engine import Engine
 from bot.history import Turn
+from bot.replies import Answer
 
 CONVERSATIONS = yaml.safe_load((Path(__file__).parent / "conversations.yaml").read_text(encoding="utf-8"))
 CHATS = CONVERSATIONS["conversations"]

@@ -20,12 +20,14 @@ from typing import Any
 import discord
 import pytest
 import yaml
+from conftest import own_settings
 from discord.ext import commands
 from discord_emulator import FLAG_EPHEMERAL, DiscordEmulator, RecordedRequest
+from pydantic import SecretStr
 
 from bot.discord_bot import PERMISSIONS, create_bot, invite_url, run_bot, serve
 from bot.engine import Engine
-from bot.settings import Settings, load_settings
+from bot.settings import Settings
 from index.embedder import Embedder
 
 pytestmark = pytest.mark.timeout(180)
@@ -38,23 +40,6 @@ QUESTIONS = yaml.safe_load((Path(__file__).parent / "questions.yaml").read_text(
 ANSWERABLE = [c for c in QUESTIONS["answerable"] if c["question"] not in QUESTIONS["reader_misses"]]
 
 StartBot = Callable[..., Awaitable[commands.Bot]]
-
-
-@pytest.fixture
-def start_bot(emu: DiscordEmulator, run_bot: Callable[[commands.Bot], Awaitable[commands.Bot]], engine: Engine):
-    """Start the article bot on an engine (the session's by default), syncing its commands to the guild."""
-
-    async def start(engine: Engine = engine, **settings: Any) -> commands.Bot:
-        update = {"discord_guild_id": emu.guild_id, "cooldown_seconds": 0, **settings}
-        return await run_bot(create_bot(engine.settings.model_copy(update=update), engine))
-
-    return start
-
-
-@pytest.fixture
-def own_engine(embedder: Embedder, corpus_copy: Path, tmp_path: Path) -> Engine:
-    """An engine over a writable copy of the bundled corpus, with its own index folder."""
-    return Engine(load_settings(corpus_dir=corpus_copy, index_dir=tmp_path / "index", _env_file=None), embedder)
 
 
 async def ask_by_mention(emu: DiscordEmulator, user: int, question: str, **where: Any) -> RecordedRequest:
@@ -108,9 +93,11 @@ async def test_mention_gets_a_cited_answer(emu: DiscordEmulator, start_bot: Star
     assert invite_url(emu.application_id) in caplog.text
     assert f"permissions={PERMISSIONS.value}" in README.read_text(encoding="utf-8"), "README's invite link"
     [sync] = emu.command_syncs
-    assert sync.guild_id == emu.guild_id and sorted(sync.names) == ["ask", "help", "rebuild", "sources", "stats"]
-    [rebuild] = [c for c in sync.commands if c["name"] == "rebuild"]
-    assert rebuild["default_member_permissions"] == str(discord.Permissions(manage_guild=True).value)
+    assert sorted(sync.names) == ["add", "ask", "help", "rebuild", "remove", "sources", "stats"]
+    assert sync.guild_id == emu.guild_id
+    manage_guild = str(discord.Permissions(manage_guild=True).value)
+    for admin_only in [c for c in sync.commands if c["name"] in {"rebuild", "add", "remove"}]:
+        assert admin_only["default_member_permissions"] == manage_guild, admin_only["name"]
     assert emu.failed_requests == []
 
 
@@ -192,7 +179,7 @@ async def test_a_very_long_passage_fits_discords_limits(
         f"The lantern festival is organised by the harbour guild and {clauses}.\n",
         encoding="utf-8",
     )
-    engine = Engine(load_settings(corpus_dir=corpus, index_dir=tmp_path / "index", _env_file=None), embedder)
+    engine = Engine(own_settings(corpus, tmp_path), embedder)
     user = emu.add_member("heidi")
     await start_bot(engine)
 
@@ -393,7 +380,7 @@ async def test_a_burst_of_questions_is_answered_and_logged_exactly_once(
 
 async def test_a_rejected_token_gives_one_clear_line(emu: DiscordEmulator, settings: Settings, capsys, caplog) -> None:
     token = "MTIz.not-the-token.at-all"
-    bad = load_settings(index_dir=settings.index_dir, discord_token=token, _env_file=None)
+    bad = settings.model_copy(update={"discord_token": SecretStr(token)})
 
     assert await asyncio.to_thread(run_bot, bad) == 1
     err = capsys.readouterr().err.strip()

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import faiss
+import numpy as np
 import pytest
 
 from bot.engine import Engine
@@ -71,16 +72,34 @@ def test_build_save_load_gives_identical_results(tmp_path: Path, embedder: Embed
     cfg = config(corpus_copy, tmp_path / "index")
     first = build(cfg, embedder)
     assert not first.unchanged and first.documents == 1 and first.passages == 12
-    built_at = Store.load(IndexFolder(cfg.index_dir).current(), embedder.name).manifest["built_at"]
+    built_at = Store.load(IndexFolder(cfg.index_dir).current(), embedder.name).manifest.built_at
     assert build(cfg, embedder).unchanged, "an unchanged corpus is not re-embedded"
     store = Store.load(IndexFolder(cfg.index_dir).current(), embedder.name)
-    assert store.manifest["built_at"] == built_at
+    assert store.manifest.built_at == built_at
     question = "Where is Rubinstein based?"
     vector = embedder.encode_query(question)
     fresh = build(cfg, embedder, force=True)
     assert not fresh.unchanged
     reloaded = Store.load(IndexFolder(cfg.index_dir).current(), embedder.name)
     assert search(store, vector, tokenize(question), Fusion()) == search(reloaded, vector, tokenize(question), Fusion())
+
+
+def test_rebuild_embeds_only_text_it_has_not_seen(tmp_path: Path, embedder: Embedder, corpus_copy: Path) -> None:
+    cfg = config(corpus_copy, tmp_path / "index")
+    assert build(cfg, embedder).embedded > 0
+    assert build(cfg, embedder, force=True).embedded == 0, "an unchanged corpus needs no embedding"
+    (corpus_copy / "note.md").write_text("# Note\n\nThe rowing club meets on Tuesdays. It has 40 members.\n")
+    added = build(cfg, embedder)
+    assert added.documents == 2 and added.embedded == 3, "two sentences and their passage, nothing else"
+    cached = Store.load(IndexFolder(cfg.index_dir).current(), embedder.name)
+    uncached = build(config(corpus_copy, tmp_path / "fresh"), embedder)
+    assert uncached.embedded > added.embedded
+    fresh = Store.load(IndexFolder(tmp_path / "fresh").current(), embedder.name)
+    assert cached.sentences == fresh.sentences and cached.passages == fresh.passages, "cached splits are the same"
+    rows = cached.vectors.ntotal
+    assert rows == fresh.vectors.ntotal
+    # Equal up to float noise: sentence-transformers pads each batch differently.
+    assert np.allclose(cached.vectors.reconstruct_n(0, rows), fresh.vectors.reconstruct_n(0, rows), atol=1e-5)
 
 
 def test_model_mismatch_and_corruption_say_to_rebuild(tmp_path: Path, embedder: Embedder) -> None:
@@ -125,7 +144,7 @@ def test_killed_build_leaves_the_previous_index_loadable(tmp_path: Path, embedde
     process.wait()
     assert IndexFolder(index_dir).current() == before
     store = Store.load(before, embedder.name)
-    assert store.manifest["counts"]["passages"] == 12
+    assert store.manifest.counts.passages == 12
     settings = load_settings(index_dir=index_dir, _env_file=None)
     assert build(config(Path(settings.corpus_dir), index_dir), embedder).unchanged
 
@@ -141,7 +160,7 @@ def test_approximate_indexes_answer_like_the_exact_one(
     engine = Engine(settings, embedder)
     answer = engine.ask("Who heads WeGO's secretariat?")
     assert "Park Jung-sook" in answer.text and answer.citations[0].paragraph == 11
-    factory = engine.store.manifest["index_factory"]
+    factory = engine.store.manifest.index_factory
     assert factory.startswith("IVF") if index_type == "auto" else factory == index_type
     ivf = faiss.try_extract_index_ivf(engine.store.vectors)
     if ivf is not None:

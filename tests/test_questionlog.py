@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.answer import Answer
 from bot.engine import Engine
 from bot.questionlog import MIGRATIONS, SALT_FILE, LogError, Origin, QuestionLog, open_log
+from bot.replies import Answer
 from bot.settings import Settings
 
 USER = 424242424242424242

@@ -1,5 +1,6 @@
 """Administration, for admins only: `/rebuild` re-reads the corpus and swaps in a new index; `/stats` shows
-what members asked, how it went and what the article should say.
+what members asked, how it went and what the article should say. Who counts as an admin is decided here, for
+every admin command.
 
 The build runs in a worker thread, so questions keep being answered from the old index meanwhile; a failed
 build leaves the old index in service and reports why.
@@ -38,7 +39,7 @@ class AdminCog(commands.Cog):
     @app_commands.command(name="rebuild", description="Re-read the corpus and rebuild the index (admins only)")
     @app_commands.default_permissions(manage_guild=True)
     async def rebuild(self, interaction: discord.Interaction) -> None:
-        if await self._refused(interaction, "rebuild the index"):
+        if await refused(interaction, self.settings, "rebuild the index"):
             return
         if self.engine.rebuilding:
             await interaction.response.send_message(REBUILD_RUNNING, ephemeral=True)
@@ -49,7 +50,7 @@ class AdminCog(commands.Cog):
     @app_commands.command(name="stats", description="What members asked, votes and unanswered questions (admins only)")
     @app_commands.default_permissions(manage_guild=True)
     async def stats(self, interaction: discord.Interaction) -> None:
-        if await self._refused(interaction, "see the stats"):
+        if await refused(interaction, self.settings, "see the stats"):
             return
         if self.questions is None:
             await interaction.response.send_message(
@@ -60,23 +61,6 @@ class AdminCog(commands.Cog):
         text, png = await asyncio.to_thread(_report, self.questions)
         chart = discord.File(io.BytesIO(png), filename=CHART)
         await interaction.followup.send(plain(text), file=chart, ephemeral=True)
-
-    async def _refused(self, interaction: discord.Interaction, action: str) -> bool:
-        """Tell a member who is not an admin, privately, that only administrators can do this; True if so."""
-        if self.is_admin(interaction.user):
-            return False
-        await interaction.response.send_message(f"Only server administrators can {action}.", ephemeral=True)
-        return True
-
-    def is_admin(self, user: discord.User | discord.Member) -> bool:
-        """Administrator or Manage Server in this guild, or listed in ADMIN_USER_IDS / ADMIN_ROLE_IDS."""
-        if user.id in self.settings.admin_user_ids:
-            return True
-        if not isinstance(user, discord.Member):
-            return False
-        permissions = user.guild_permissions
-        roles = {role.id for role in user.roles}
-        return permissions.administrator or permissions.manage_guild or bool(roles & set(self.settings.admin_role_ids))
 
     async def _rebuild(self, user: discord.abc.User) -> str:
         log.info("rebuild requested by user %s", user.id)
@@ -89,6 +73,25 @@ class AdminCog(commands.Cog):
             return f"Rebuild failed, still answering from the previous index: {exc}"
         state = "Index already up to date" if report.unchanged else "Index rebuilt"
         return f"{state}: {report.documents} documents, {report.passages} passages in {report.seconds:.1f} s."
+
+
+async def refused(interaction: discord.Interaction, settings: Settings, action: str) -> bool:
+    """Tell a member who is not an admin, privately, that only administrators can do this; True if so."""
+    if is_admin(interaction.user, settings):
+        return False
+    await interaction.response.send_message(f"Only server administrators can {action}.", ephemeral=True)
+    return True
+
+
+def is_admin(user: discord.User | discord.Member, settings: Settings) -> bool:
+    """Administrator or Manage Server in this guild, or listed in ADMIN_USER_IDS / ADMIN_ROLE_IDS."""
+    if user.id in settings.admin_user_ids:
+        return True
+    if not isinstance(user, discord.Member):
+        return False
+    permissions = user.guild_permissions
+    roles = {role.id for role in user.roles}
+    return permissions.administrator or permissions.manage_guild or bool(roles & set(settings.admin_role_ids))
 
 
 def _report(questions: QuestionLog) -> tuple[str, bytes]:

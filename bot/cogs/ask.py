@@ -22,7 +22,8 @@ from bot.engine import Answer, Engine, InvalidQuestion
 from bot.feedback import vote_view
 from bot.history import Conversations, Turn
 from bot.questionlog import Origin, QuestionLog
-from bot.render import APOLOGY, answer_embed, plain, sources_embed, thread_name
+from bot.render import answer_embed, plain, sources_embed, thread_name
+from bot.replies import APOLOGY
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -196,6 +197,6 @@ class AskCog(commands.Cog):
             "answer. Follow up "
             + ("in the thread under my answer" if self.settings.threads else "by replying to my answer")
             + ". `/sources` lists what I know. Members with Administrator or Manage Server (and configured "
-            "admin users or roles) can `/rebuild` the index and see `/stats`."
-            + (STORED if self.questions is not None else "")
+            "admin users or roles) can `/add` a web page or file, `/remove` a document, `/rebuild` the index and "
+            "see `/stats`." + (STORED if self.questions is not None else "")
         )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from bot.answer import Answer, Citation
 from bot.render import (
     DESCRIPTION_LIMIT,
     EMBED_TOTAL_LIMIT,
@@ -15,6 +14,7 @@ from bot.render import (
     safe,
     thread_name,
 )
+from bot.replies import Answer, Citation
 
 
 def test_safe_escapes_markdown_and_mentions() -> None:
