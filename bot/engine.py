@@ -130,9 +130,13 @@ class Engine:
 
         started = time.perf_counter()
         self._check_writable()
-        if len(data) > self.settings.max_document_bytes:
-            raise DocumentError(f"{filename} is larger than MAX_DOCUMENT_BYTES ({self.settings.max_document_bytes:,})")
+        self.check_size(filename, len(data))
         return self._add(extract(data, filename=filename), "file", started)
+
+    def check_size(self, filename: str, size: int) -> None:
+        """DocumentError when a file is larger than MAX_DOCUMENT_BYTES (front ends check before downloading it)."""
+        if size > self.settings.max_document_bytes:
+            raise DocumentError(f"{filename} is larger than MAX_DOCUMENT_BYTES ({self.settings.max_document_bytes:,})")
 
     def remove(self, document_id: str) -> Change:
         """Take a document out of the corpus and the index; the last document cannot be removed."""

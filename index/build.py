@@ -63,6 +63,7 @@ def build(config: IndexConfig, embedder: Embedder, force: bool = False) -> Build
         splits = SentenceSplits(config.index_dir / CACHE_DIR).load()
         store, embedded = make_store(config, embedder, fingerprint, cache, started, splits)
         store.save(target)
+        cache.save()  # only once the build is written: a failed build leaves the caches as they were
         splits.save()
     counts = store.manifest.counts
     log.info("index built: %d documents, %d passages, %d texts embedded", counts.documents, counts.passages, embedded)
@@ -84,7 +85,7 @@ def make_store(
     fingerprint: str,
     cache: EmbeddingCache,
     started: float,
-    splits: SentenceSplits | None = None,
+    splits: SentenceSplits,
 ) -> tuple[Store, int]:
     """Read, chunk, embed (what the cache lacks) and index the corpus into an in-memory store; also returns how
     many texts were embedded."""
@@ -120,7 +121,7 @@ def make_store(
 
 def _embed_unique(texts: list[str], embedder: Embedder, cache: EmbeddingCache) -> tuple[np.ndarray, int]:
     """Vectors for `texts`: each distinct text (a one-sentence passage is also a sentence) taken from the cache or
-    encoded, all new ones in a single model call; the cache then holds exactly these texts."""
+    encoded, all new ones in a single model call; the cache then keeps exactly these texts."""
     unique = list(dict.fromkeys(texts))
     found, missing = cache.lookup(unique)
     encoded = embedder.encode([unique[i] for i in missing], progress=len(missing) > 256) if missing else None
@@ -129,7 +130,7 @@ def _embed_unique(texts: list[str], embedder: Embedder, cache: EmbeddingCache) -
         rows[i] = vector
     if encoded is not None:
         rows[missing] = encoded
-    cache.save(unique, rows)
+    cache.keep(unique, rows)
     row = {text: i for i, text in enumerate(unique)}
     return rows[[row[text] for text in texts]], len(missing)
 

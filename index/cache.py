@@ -38,9 +38,6 @@ class EmbeddingCache:
             log.warning("embedding cache %s is unreadable (%s): every text will be embedded again", self.path, exc)
         return self
 
-    def __len__(self) -> int:
-        return len(self._rows)
-
     def lookup(self, texts: list[str]) -> tuple[dict[int, np.ndarray], list[int]]:
         """The cached vectors by position in `texts`, and the positions still to embed."""
         found, missing = {}, []
@@ -52,9 +49,12 @@ class EmbeddingCache:
                 found[i] = vector
         return found, missing
 
-    def save(self, texts: list[str], vectors: np.ndarray) -> None:
-        """Keep exactly these texts' vectors (what the index now holds) and write the file atomically."""
+    def keep(self, texts: list[str], vectors: np.ndarray) -> None:
+        """From now on hold exactly these texts' vectors (what the new index holds); `save` writes them."""
         self._rows = dict(zip(map(_key, texts), vectors, strict=True))
+
+    def save(self) -> None:
+        """Write the vectors kept, atomically."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_suffix(f".{os.getpid()}.partial.npz")
         keys = np.frombuffer(b"".join(self._rows), dtype=np.uint8).reshape(-1, 32)

@@ -16,7 +16,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.cogs.admin import REBUILD_RUNNING, refused
-from bot.engine import KNOWN_ERRORS, BuildInProgress, Change, Engine
+from bot.engine import KNOWN_ERRORS, BuildInProgress, Change, DocumentError, Engine
 from bot.render import plain
 from bot.settings import Settings
 
@@ -43,11 +43,11 @@ class DocumentsCog(commands.Cog):
         if (url is None) == (file is None):
             await interaction.response.send_message("Give either a `url` or a `file`, not both.", ephemeral=True)
             return
-        if file is not None and file.size > self.settings.max_document_bytes:
-            limit = self.settings.max_document_bytes
-            await interaction.response.send_message(
-                plain(f"{file.filename} is larger than MAX_DOCUMENT_BYTES ({limit:,} bytes)."), ephemeral=True
-            )
+        try:
+            if file is not None:
+                self.engine.check_size(file.filename, file.size)  # before downloading it
+        except DocumentError as exc:
+            await interaction.response.send_message(plain(f"Nothing changed: {exc}"), ephemeral=True)
             return
         what = url or (file.filename if file else "")
         log.info("add of %s requested by user %s", what, interaction.user.id)
