@@ -591,6 +591,21 @@ async def test_without_permission_to_start_threads_replies_follow_up(emu: Discor
     assert emu.threads == {} and emu.failed_requests == []
 
 
+async def test_a_reply_that_overtakes_its_answers_send_still_follows_it_up(
+    emu: DiscordEmulator, start_bot: StartBot
+) -> None:
+    emu.roles[emu.guild_id].permissions &= ~discord.Permissions(create_public_threads=True).value
+    emu.response_delays[("POST", "/channels/{channel_id}/messages")] = 2.0  # shown before the bot hears it was sent
+    user = emu.add_member("uma")
+    await start_bot()
+    question = await emu.send_message(user, "What is Park Jung-sook's job?", mention_bot=True)
+    [first] = await emu.wait_for(lambda: emu.replies_to(question), timeout=30)
+    emu.response_delays.clear()  # the first answer's response is still held
+    follow_up = await emu.send_message(user, "In which city is her office?", reply_to=int(first.response["id"]))
+    [reply] = await emu.wait_for(lambda: emu.replies_to(follow_up), timeout=30)
+    assert_cited_answer(reply.body["embeds"][0], "Seoul", 11)
+
+
 async def test_the_bot_rides_out_an_outage_and_connects_when_discord_is_back(
     emu: DiscordEmulator, engine: Engine, caplog
 ) -> None:

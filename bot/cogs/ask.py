@@ -9,10 +9,12 @@ A DM channel is one conversation.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 
 import discord
 from discord import app_commands
@@ -33,6 +35,7 @@ STORED = (
     " stored only as a keyed hash."
 )
 REMEMBERED_ANSWERS = 10_000  # inline answers whose replies continue a conversation
+SETTLE_SECONDS = 10.0  # how long a reply waits for the answer it replies to to be recorded
 
 
 class Cooldown:
@@ -63,6 +66,7 @@ class AskCog(commands.Cog):
         self.cooldown = Cooldown(settings.cooldown_seconds)
         self.conversations = Conversations(settings.history_turns, settings.history_ttl_minutes * 60)
         self._answered_in: OrderedDict[int, int] = OrderedDict()  # inline answer message id -> conversation
+        self._sending: set[asyncio.Future[None]] = set()  # answers sent but not yet recorded
 
     @app_commands.command(name="ask", description="Ask a question about the article")
     @app_commands.describe(question="What do you want to know?")
@@ -71,11 +75,12 @@ class AskCog(commands.Cog):
             await interaction.response.send_message(plain(refusal), ephemeral=True)
             return
         await interaction.response.defer(thinking=True)
-        conversation = self._conversation_of(interaction.channel, None)
+        conversation = await self._conversation_of(interaction.channel, None)
         answer = await self._ask(question, conversation)
         buttons = await self._log(answer, interaction.guild_id, interaction.channel_id, interaction.user.id)
-        sent = await interaction.followup.send(embed=answer_embed(answer), wait=True, **buttons)
-        await self._remember(answer, sent, interaction.channel, conversation)
+        async with self._settling():
+            sent = await interaction.followup.send(embed=answer_embed(answer), wait=True, **buttons)
+            await self._remember(answer, sent, interaction.channel, conversation)
 
     @app_commands.command(name="sources", description="List the documents the bot answers from")
     async def sources(self, interaction: discord.Interaction) -> None:
@@ -102,13 +107,14 @@ class AskCog(commands.Cog):
             await message.reply(plain(refusal), mention_author=False)
             return
         reference = message.reference.message_id if message.reference else None
-        conversation = self._conversation_of(message.channel, reference)
+        conversation = await self._conversation_of(message.channel, reference)
         async with message.channel.typing():
             answer = await self._ask(question, conversation)
         guild_id = message.guild.id if message.guild else None
         buttons = await self._log(answer, guild_id, message.channel.id, message.author.id)
-        sent = await message.reply(embed=answer_embed(answer), mention_author=False, **buttons)
-        await self._remember(answer, sent, message.channel, conversation)
+        async with self._settling():
+            sent = await message.reply(embed=answer_embed(answer), mention_author=False, **buttons)
+            await self._remember(answer, sent, message.channel, conversation)
 
     async def _log(self, answer: Answer, guild_id: int | None, channel_id: int | None, user_id: int) -> dict:
         """Record the question in the log (in a worker thread); the 👍/👎 buttons for its answer, if it was."""
@@ -123,7 +129,7 @@ class AskCog(commands.Cog):
         history = self.conversations.history(conversation) if conversation is not None else ()
         return await asyncio.to_thread(self.engine.ask, question, history)
 
-    def _conversation_of(self, channel: object, reference: int | None) -> int | None:
+    async def _conversation_of(self, channel: object, reference: int | None) -> int | None:
         """The conversation a question continues: the bot's thread or the DM channel it is asked in, or the
         inline answer it replies to; None for a new question in a server channel."""
         me = self.bot.user
@@ -131,7 +137,22 @@ class AskCog(commands.Cog):
             return channel.id
         if isinstance(channel, discord.DMChannel):
             return channel.id
-        return self._answered_in.get(reference) if reference is not None else None
+        if reference is None:
+            return None
+        if reference not in self._answered_in and self._sending:  # the reply may have overtaken its answer's send
+            await asyncio.wait(set(self._sending), timeout=SETTLE_SECONDS)
+        return self._answered_in.get(reference)
+
+    @contextlib.asynccontextmanager
+    async def _settling(self) -> AsyncIterator[None]:
+        """Mark an answer as being sent until its turn is recorded, for replies that arrive first."""
+        done = asyncio.get_running_loop().create_future()
+        self._sending.add(done)
+        try:
+            yield
+        finally:
+            self._sending.discard(done)
+            done.set_result(None)
 
     async def _remember(self, answer: Answer, sent: discord.Message, channel: object, conversation: int | None) -> None:
         """Record the turn. A new question's conversation is named after its answer, which then starts a thread

@@ -3,6 +3,7 @@ files users attach to slash commands."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -76,6 +77,8 @@ class Server:
         record.status = response.status
         if isinstance(response, web.Response) and response.body:
             record.response = json.loads(response.body)  # type: ignore[arg-type]  # always bytes here
+        if delay := world.response_delays.get((request.method, template)):
+            await asyncio.sleep(delay)
         return response
 
     @staticmethod

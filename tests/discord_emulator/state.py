@@ -351,6 +351,9 @@ class World:
         self.uploads: dict[int, bytes] = {}  # files the bot attached to messages, by attachment id
         self.attachments: dict[int, UserAttachment] = {}  # files users attached to slash commands, by id
         self.threads: dict[int, Thread] = {}  # active threads, by id (the id of the message each started on)
+        # Latency: seconds a route's response is held after it took effect (its gateway events already sent), as
+        # on Discord, where a MESSAGE_CREATE often arrives before the REST response; by (method, route template).
+        self.response_delays: dict[tuple[str, str], float] = {}
 
     @property
     def bot_id(self) -> int:
