@@ -1,5 +1,8 @@
 """The Discord bot: a `commands.Bot` (or `AutoShardedBot` with SHARD_COUNT) holding the engine and the Cogs.
 
+With SHARD_IDS, a process runs only those shards of SHARD_COUNT; processes sharing INDEX_DIR serve the build any
+of them publishes (a `/rebuild` in one), checking every INDEX_WATCH_SECONDS.
+
 Intents are the defaults; the privileged message-content intent is asked for only when ASK_CHANNEL_IDS is set or
 THREADS is on (follow-ups in a thread need no mention), since Discord delivers the content of messages that
 mention the bot (and of DMs) without it.
@@ -10,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import discord
 from discord import app_commands
-from discord.ext import commands
+from discord.ext import commands, tasks
 
 from bot.cogs.admin import AdminCog
 from bot.cogs.ask import AskCog
@@ -57,7 +60,7 @@ else:
 class _ArticleBotMixin(_BotBase):
     """What both bot classes share: Cogs, command sync and the error handler."""
 
-    def __init__(self, settings: Settings, engine: Engine) -> None:
+    def __init__(self, settings: Settings, engine: Engine, **sharding: Any) -> None:
         intents = discord.Intents.default()
         intents.message_content = bool(settings.ask_channel_ids) or settings.threads
         super().__init__(
@@ -65,7 +68,7 @@ class _ArticleBotMixin(_BotBase):
             intents=intents,
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
-            shard_count=settings.shard_count,
+            **sharding,
         )
         self.settings = settings
         self.engine = engine
@@ -87,11 +90,23 @@ class _ArticleBotMixin(_BotBase):
         log.info(
             "synced %d slash commands %s", len(synced), "to the guild" if self.settings.discord_guild_id else "globally"
         )
+        if self.settings.index_watch_seconds:
+            self.watch_index.change_interval(seconds=self.settings.index_watch_seconds)
+            self.watch_index.start()
+
+    @tasks.loop(seconds=10)
+    async def watch_index(self) -> None:
+        """Serve a build another process published; a failure is logged and the next check tries again."""
+        try:
+            await asyncio.to_thread(self.engine.refresh)
+        except Exception:
+            log.exception("checking %s for a new index failed", self.settings.index_dir)
 
     async def on_message(self, message: discord.Message) -> None:
         """Messages are questions for the AskCog, never prefix commands: skip `process_commands`."""
 
     async def close(self) -> None:
+        self.watch_index.cancel()
         await super().close()
         if self.questions is not None:
             self.questions.close()
@@ -123,7 +138,11 @@ def invite_url(application_id: int) -> str:
 
 
 def create_bot(settings: Settings, engine: Engine) -> commands.Bot:
-    return (ShardedArticleBot if settings.shard_count else ArticleBot)(settings, engine)
+    """One connection, or the shards SHARD_IDS names (all of SHARD_COUNT when empty)."""
+    if settings.shard_count is None:
+        return ArticleBot(settings, engine)
+    shard_ids = settings.shard_ids or None
+    return ShardedArticleBot(settings, engine, shard_count=settings.shard_count, shard_ids=shard_ids)
 
 
 async def serve(bot: commands.Bot, token: str, first_delay: float = RETRY_FIRST_SECONDS) -> None:

@@ -75,6 +75,7 @@ class Engine:
         self.fusion = Fusion()
         self.answerer = answerer or configured_answerer(settings)
         self._rebuilding = threading.Lock()
+        self._live: Path | None = None  # the build folder the store was loaded from
         self._store = self._open_store()
 
     def ask(self, question: str, history: Sequence[Turn] = ()) -> Answer:
@@ -204,6 +205,21 @@ class Engine:
         self._store = self._load()  # also picks up a build made by another process
         return report
 
+    def refresh(self) -> bool:
+        """Serve the build another process published (processes sharing INDEX_DIR, e.g. one per group of shards);
+        True when one was swapped in. A build that cannot be loaded leaves the index in service."""
+        live = IndexFolder(self.config.index_dir).current()
+        if live is None or live == self._live or not self._rebuilding.acquire(blocking=False):
+            return False  # nothing new, or this process is changing the index itself
+        try:
+            self._store = self._load()
+        except StoreError as exc:
+            log.warning("the index published at %s cannot be served yet (%s); keeping the one in service", live, exc)
+            return False
+        finally:
+            self._rebuilding.release()
+        return True
+
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
         """One change of the index at a time in this process (IndexFolder's lock covers other processes)."""
@@ -264,6 +280,7 @@ class Engine:
         assert live is not None, "a build has just published the index"
         store = Store.load(live, self.embedder.name)
         vectors.tune(store.vectors, self.settings.nprobe, self.settings.ef_search)
+        self._live = live
         log.info("index loaded from %s: %d passages", live, len(store.passages))
         return store
 

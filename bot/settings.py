@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 BUNDLED_CORPUS = Path(__file__).parent / "corpus"
@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     chunk_max_chars: int = Field(1000, ge=50)
     chunk_overlap: int = Field(1, ge=0)
     index_type: str = "auto"
+    index_watch_seconds: float = Field(10.0, ge=0)
     approx_index_threshold: int = Field(200_000, ge=1)
     nprobe: int = Field(32, ge=1)
     ef_search: int = Field(64, ge=1)
@@ -69,10 +70,13 @@ class Settings(BaseSettings):
     allow_dms: bool = True
     cooldown_seconds: float = Field(3.0, ge=0)
     shard_count: int | None = Field(None, ge=1)
+    shard_ids: IdList = []
 
     log_level: str = "INFO"
 
-    @field_validator("admin_user_ids", "admin_role_ids", "ask_channel_ids", "allowed_private_hosts", mode="before")
+    @field_validator(
+        "admin_user_ids", "admin_role_ids", "ask_channel_ids", "allowed_private_hosts", "shard_ids", mode="before"
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         """Accept "123, 456" as well as a list."""
@@ -87,6 +91,15 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
+
+    @model_validator(mode="after")
+    def _shards_of_the_count(self) -> Settings:
+        """SHARD_IDS name shards of SHARD_COUNT: this process runs those, other processes the rest."""
+        if self.shard_ids and self.shard_count is None:
+            raise ValueError("SHARD_IDS needs SHARD_COUNT, the number of shards all processes run together")
+        if self.shard_count is not None and any(not 0 <= i < self.shard_count for i in self.shard_ids):
+            raise ValueError(f"SHARD_IDS must be between 0 and SHARD_COUNT - 1 ({self.shard_count - 1})")
+        return self
 
 
 def load_settings(**overrides: Any) -> Settings:

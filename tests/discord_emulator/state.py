@@ -286,6 +286,7 @@ class WorldOptions(TypedDict, total=False):
     shard_count: int
     interaction_ack_timeout: float | None
     allowed_privileged_intents: int
+    guild_shard: tuple[int, int] | None
 
 
 class World:
@@ -307,6 +308,7 @@ class World:
         shard_count: int = 1,
         interaction_ack_timeout: float | None = INTERACTION_ACK_SECONDS,
         allowed_privileged_intents: int = PRIVILEGED_INTENTS,
+        guild_shard: tuple[int, int] | None = None,
     ) -> None:
         self.snowflake = SnowflakeFactory()
         self.heartbeat_interval_ms = heartbeat_interval_ms
@@ -326,6 +328,10 @@ class World:
             )
         )
         self.guild_id = self.snowflake()
+        while (
+            guild_shard is not None and (self.guild_id >> SNOWFLAKE_TIMESTAMP_SHIFT) % guild_shard[1] != guild_shard[0]
+        ):
+            self.guild_id = self.snowflake()  # an id Discord's rule routes to that shard (id, count): within ms
         self.guild_name = guild_name
         self.roles: dict[int, Role] = {self.guild_id: Role(self.guild_id, "@everyone", EVERYONE_PERMISSIONS)}
         self.admin_role_id = self.add_role("Administrator", ADMINISTRATOR)
