@@ -8,7 +8,7 @@ answer. Each
 paragraph is read after the last sentence of the one before it, as the engine reads passages. Word embeddings
 stay frozen, so the project ships only the tensors that change. Usage:
 
-    python training/train_reader.py [--data SQUAD_JSON] [--out bot/reader_model] [--epochs 2] [--limit N]
+    python training/train_reader.py [--data SQUAD_JSON] [--out bot/reader_model] [--epochs 3] [--limit N]
 """
 
 from __future__ import annotations
@@ -225,7 +225,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=TRAIN_DATA, help="SQuAD 2.0 training file")
     parser.add_argument("--out", type=Path, default=BUNDLED_DIR)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=6e-5)
     parser.add_argument("--negatives", type=float, default=0.35, help="share of answerable questions given a negative")
