@@ -435,10 +435,7 @@ async def test_two_shards_each_get_their_events(emu: DiscordEmulator, run_bot) -
     mentioned = await emu.send_message(user, "which shard?", mention_bot=True)
     in_dm = await emu.send_message(user, "and in private?", dm=True)
     await emu.wait_for(lambda: emu.replies_to(mentioned) and emu.replies_to(in_dm))
-    created = {
-        session.shard[0]: [f["d"]["id"] for f in session.sent if f["t"] == "MESSAGE_CREATE"]
-        for session in emu.gateway.sessions.values()
-    }
+    created = {shard: [d["id"] for d in emu.dispatched("MESSAGE_CREATE", shard=shard)] for shard in (0, 1)}
     assert str(mentioned) in created[guild_shard] and str(mentioned) not in created[1 - guild_shard]
     assert str(in_dm) in created[0] and str(in_dm) not in created[1], "DMs go to shard 0"
 

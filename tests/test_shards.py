@@ -32,8 +32,7 @@ async def emu() -> AsyncIterator[DiscordEmulator]:
 
 def created_on(emu: DiscordEmulator, shard: int) -> set[str]:
     """The ids of the messages whose MESSAGE_CREATE went to `shard`'s session."""
-    sessions = [s for s in emu.gateway.sessions.values() if s.shard[0] == shard]
-    return {f["d"]["id"] for s in sessions for f in s.sent if f["t"] == "MESSAGE_CREATE"}
+    return {d["id"] for d in emu.dispatched("MESSAGE_CREATE", shard=shard)}
 
 
 async def test_two_processes_share_the_shards_and_serve_each_others_rebuild(

@@ -125,9 +125,10 @@ class Gateway:
         sessions = [s for s in self.sessions.values() if s.ready and s.owns(guild_id)]
         return sessions[-1] if sessions else None
 
-    def dispatched(self, event: str) -> list[dict[str, Any]]:
-        """The ``d`` of every DISPATCH of ``event`` sent, over all sessions."""
-        return [f["d"] for s in self.sessions.values() for f in s.sent if f["t"] == event]
+    def dispatched(self, event: str, shard: int | None = None) -> list[dict[str, Any]]:
+        """The ``d`` of every DISPATCH of ``event`` sent, over all sessions (or those of shard ``shard``)."""
+        sessions = [s for s in self.sessions.values() if shard is None or s.shard[0] == shard]
+        return [f["d"] for s in sessions for f in s.sent if f["t"] == event]
 
     def received(self, op: int | None = None) -> list[dict[str, Any]]:
         """Every payload the client sent over the gateway (optionally only opcode ``op``)."""
