@@ -24,6 +24,8 @@ from index.embedder import Embedder
 ROWING = Path(__file__).parent / "articles" / "rowing"
 
 StartBot = Callable[..., Awaitable[commands.Bot]]
+HANDLER_TASKS = ("discord.py: on_", "CommandTree-invoker")  # discord.py's names for event and command handlers
+HANDLERS_SECONDS = 10.0
 
 
 @pytest.fixture(scope="session")
@@ -95,6 +97,7 @@ async def run_bot(emu: DiscordEmulator) -> AsyncIterator[Callable[[commands.Bot]
     try:
         yield run
     finally:
+        await handlers_done()
         for bot, task in started:
             await bot.close()
             await asyncio.wait_for(task, timeout=5)  # connect() returns normally after close()
@@ -107,6 +110,14 @@ async def run_bot(emu: DiscordEmulator) -> AsyncIterator[Callable[[commands.Bot]
     leftover = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
     assert not leftover, leftover
     await emu.wait_for(lambda: not any(t.name.startswith("keep-alive-handler") for t in threading.enumerate()))
+
+
+async def handlers_done() -> None:
+    """Let the handlers a test set off finish their last steps (such as the thread started on an answer after the
+    test saw the answer) before the bots close, within a bound."""
+    running = [t for t in asyncio.all_tasks() if t.get_name().startswith(HANDLER_TASKS) and not t.done()]
+    if running:
+        await asyncio.wait(running, timeout=HANDLERS_SECONDS)
 
 
 @pytest.fixture
