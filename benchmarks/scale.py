@@ -246,7 +246,8 @@ def _top_faiss(index: faiss.Index, query: np.ndarray, k: int) -> np.ndarray:
 
 
 def _top_bm25(retriever: bm25s.BM25, tokens: list[str], k: int) -> np.ndarray:
-    return np.argpartition(-lexical.bm25_scores(retriever, tokens), k)[:k].copy()  # not a view of all n ids
+    matched, scores = lexical.bm25_matches(retriever, tokens)
+    return matched[np.argpartition(-scores, k)[:k]] if len(scores) > k else matched
 
 
 def _legend(kind: str, rows: list[dict]) -> str:

@@ -326,7 +326,7 @@ def index_config(settings: Settings) -> IndexConfig:
     return IndexConfig(
         corpus_dir=Path(settings.corpus_dir),
         index_dir=Path(settings.index_dir),
-        chunking=Chunking(settings.chunk_max_chars, settings.chunk_overlap),
+        chunking=Chunking(settings.chunk_max_chars, settings.chunk_overlap, settings.sentence_splitter),
         index_type=settings.index_type,
         approx_threshold=settings.approx_index_threshold,
     )

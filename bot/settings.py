@@ -6,7 +6,7 @@ Every variable is documented in `.env.example` and in the README's table.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     embedding_model: str = "all-MiniLM-L6-v2"
     chunk_max_chars: int = Field(1000, ge=50)
     chunk_overlap: int = Field(1, ge=0)
+    sentence_splitter: Literal["pysbd", "blingfire"] = "pysbd"
     index_type: str = "auto"
     index_watch_seconds: float = Field(10.0, ge=0)
     approx_index_threshold: int = Field(200_000, ge=1)

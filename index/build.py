@@ -15,15 +15,16 @@ import numpy as np
 
 from index import lexical, vectors
 from index.cache import EmbeddingCache, SentenceSplits
+from index.columns import Table
 from index.documents import DocumentInfo, corpus_fingerprint, load_corpus
 from index.embedder import Embedder
 from index.folder import IndexFolder
-from index.passages import Chunking, chunk
+from index.passages import Chunking, Passage, Sentence, chunk
 from index.store import FORMAT, Counts, Manifest, Store, StoreError, read_manifest
 
 log = logging.getLogger(__name__)
 CACHE_DIR = "embeddings"
-_VERSIONED = ("sentence-transformers", "torch", "faiss-cpu", "bm25s", "pysbd", "numpy", "articlebot")
+_VERSIONED = ("sentence-transformers", "torch", "faiss-cpu", "bm25s", "pysbd", "blingfire", "numpy", "articlebot")
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def build(config: IndexConfig, embedder: Embedder, force: bool = False) -> Build
         return BuildReport(**asdict(counts), seconds=time.perf_counter() - started, unchanged=True)
     with folder.new_build() as target:
         cache = EmbeddingCache(config.index_dir / CACHE_DIR, embedder.name).load()
-        splits = SentenceSplits(config.index_dir / CACHE_DIR).load()
+        splits = SentenceSplits(config.index_dir / CACHE_DIR, config.chunking.splitter).load()
         store, embedded = make_store(config, embedder, fingerprint, cache, started, splits)
         store.save(target)
         cache.save()  # only once the build is written: a failed build leaves the caches as they were
@@ -88,21 +89,13 @@ def make_store(
     splits: SentenceSplits,
 ) -> tuple[Store, int]:
     """Read, chunk, embed (what the cache lacks) and index the corpus into an in-memory store; also returns how
-    many texts were embedded."""
-    documents = load_corpus(config.corpus_dir)
-    passages, sentences = chunk(documents, config.chunking, splits)
-    embeddings, embedded = _embed_unique([p.text for p in passages] + [s.text for s in sentences], embedder, cache)
-    factory = vectors.factory_string(config.index_type, len(embeddings), config.approx_threshold)
-    passage_tokens = [lexical.tokenize(p.text) for p in passages]
-    per_document = Counter(p.document for p in passages)
-    infos = {
-        d.id: DocumentInfo(
-            d.id, d.title, d.source, d.url, d.date, len(d.paragraphs), per_document[d.id], d.origin, d.added, d.digest
-        )
-        for d in documents
-    }
-    index = vectors.build_index(embeddings, factory)
-    bm25 = lexical.build_bm25(passage_tokens)
+    many texts were embedded. Each step keeps only what the next needs: at a million passages, the documents,
+    per-row objects and token lists would otherwise outweigh the vectors."""
+    documents, passages, sentences = _read(config, splits)
+    bm25 = lexical.build_bm25([lexical.tokenize(text) for text in passages.texts])
+    embeddings, rows, embedded = _embed_unique([*passages.texts, *sentences.texts], embedder, cache)
+    factory = vectors.factory_string(config.index_type, len(rows), config.approx_threshold)
+    index = vectors.build_index(embeddings, factory, rows)
     manifest = Manifest(
         format=FORMAT,
         model=embedder.name,
@@ -115,24 +108,48 @@ def make_store(
         counts=Counts(len(documents), len(passages), len(sentences)),
         build_seconds=round(time.perf_counter() - started, 3),
     )
-    store = Store(manifest=manifest, documents=infos, passages=passages, sentences=sentences, vectors=index, bm25=bm25)
+    store = Store(
+        manifest=manifest, documents=documents, passages=passages, sentences=sentences, vectors=index, bm25=bm25
+    )
     return store, embedded
 
 
-def _embed_unique(texts: list[str], embedder: Embedder, cache: EmbeddingCache) -> tuple[np.ndarray, int]:
-    """Vectors for `texts`: each distinct text (a one-sentence passage is also a sentence) taken from the cache or
-    encoded, all new ones in a single model call; the cache then keeps exactly these texts."""
-    unique = list(dict.fromkeys(texts))
+def _read(
+    config: IndexConfig, splits: SentenceSplits
+) -> tuple[dict[str, DocumentInfo], Table[Passage], Table[Sentence]]:
+    """The corpus's documents, passages and sentences, as the store keeps them."""
+    documents = load_corpus(config.corpus_dir)
+    passages, sentences = chunk(documents, config.chunking, splits)
+    per_document = Counter(p.document for p in passages)
+    infos = {
+        d.id: DocumentInfo(
+            d.id, d.title, d.source, d.url, d.date, len(d.paragraphs), per_document[d.id], d.origin, d.added, d.digest
+        )
+        for d in documents
+    }
+    ids = list(infos)
+    return infos, Table.of(Passage, passages, ids), Table.of(Sentence, sentences, ids)
+
+
+def _embed_unique(texts: list[str], embedder: Embedder, cache: EmbeddingCache) -> tuple[np.ndarray, np.ndarray, int]:
+    """Vectors of the distinct texts (a one-sentence passage is also a sentence), taken from the cache or encoded,
+    all new ones in a single model call; the row of each of `texts` among them; and how many were encoded. The cache
+    then keeps exactly these texts."""
+    row: dict[str, int] = {}
+    for text in texts:
+        row.setdefault(text, len(row))
+    unique = list(row)
     found, missing = cache.lookup(unique)
-    encoded = embedder.encode([unique[i] for i in missing], progress=len(missing) > 256) if missing else None
-    rows = np.empty((len(unique), embedder.dim), dtype=np.float32)
-    for i, vector in found.items():
-        rows[i] = vector
-    if encoded is not None:
-        rows[missing] = encoded
-    cache.keep(unique, rows)
-    row = {text: i for i, text in enumerate(unique)}
-    return rows[[row[text] for text in texts]], len(missing)
+    if missing and len(missing) == len(unique):  # nothing cached: the model's output is the array, not copied
+        vectors = embedder.encode(unique, progress=len(unique) > 256)
+    else:
+        vectors = np.empty((len(unique), embedder.dim), dtype=np.float32)
+        for i, vector in found.items():
+            vectors[i] = vector
+        if missing:
+            vectors[missing] = embedder.encode([unique[i] for i in missing], progress=len(missing) > 256)
+    cache.keep(unique, vectors)
+    return vectors, np.fromiter((row[text] for text in texts), dtype=np.int64, count=len(texts)), len(missing)
 
 
 def _build_settings(config: IndexConfig, model: str) -> dict[str, Any]:

@@ -21,17 +21,19 @@ log = logging.getLogger(__name__)
 
 
 class EmbeddingCache:
-    """Vectors of texts already embedded with one model."""
+    """Vectors of texts already embedded with one model: a key per text (its sha256) and a row per key."""
 
     def __init__(self, folder: Path, model: str) -> None:
         self.path = folder / f"{hashlib.sha256(model.encode()).hexdigest()[:16]}.npz"
-        self._rows: dict[bytes, np.ndarray] = {}
+        self._keys = np.empty((0, 32), dtype=np.uint8)
+        self._vectors = np.empty((0, 0), dtype=np.float32)
+        self._row: dict[bytes, int] | None = None
 
     def load(self) -> EmbeddingCache:
         """Read the file if there is one; a missing or unreadable file is an empty cache, never an error."""
         try:
             with np.load(self.path) as data:
-                self._rows = {key.tobytes(): vector for key, vector in zip(data["keys"], data["vectors"], strict=True)}
+                self._set(data["keys"], data["vectors"])
         except FileNotFoundError:
             pass
         except (OSError, ValueError, KeyError) as exc:
@@ -40,37 +42,46 @@ class EmbeddingCache:
 
     def lookup(self, texts: list[str]) -> tuple[dict[int, np.ndarray], list[int]]:
         """The cached vectors by position in `texts`, and the positions still to embed."""
-        found, missing = {}, []
+        found, missing, rows = {}, [], self._rows()
         for i, text in enumerate(texts):
-            vector = self._rows.get(_key(text))
-            if vector is None:
+            row = rows.get(_key(text))
+            if row is None:
                 missing.append(i)
             else:
-                found[i] = vector
+                found[i] = self._vectors[row]
         return found, missing
 
     def keep(self, texts: list[str], vectors: np.ndarray) -> None:
-        """From now on hold exactly these texts' vectors (what the new index holds); `save` writes them."""
-        self._rows = dict(zip(map(_key, texts), vectors, strict=True))
+        """From now on hold exactly these texts' vectors (what the new index holds, not copied); `save` writes
+        them."""
+        keys = np.frombuffer(b"".join(map(_key, texts)), dtype=np.uint8).reshape(-1, 32)
+        self._set(keys, vectors)
 
     def save(self) -> None:
         """Write the vectors kept, atomically."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_suffix(f".{os.getpid()}.partial.npz")
-        keys = np.frombuffer(b"".join(self._rows), dtype=np.uint8).reshape(-1, 32)
-        rows = np.array(list(self._rows.values()), dtype=np.float32).reshape(len(keys), -1)
-        np.savez(partial, keys=keys, vectors=rows)
+        np.savez(partial, keys=self._keys, vectors=self._vectors)
         os.replace(partial, self.path)
+
+    def _set(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+        self._keys, self._vectors = keys, vectors
+        self._row = None  # built on the next lookup: a build that only keeps and saves never needs it
+
+    def _rows(self) -> dict[bytes, int]:
+        if self._row is None:
+            self._row = {key.tobytes(): row for row, key in enumerate(self._keys)}
+        return self._row
 
 
 Spans = list[tuple[int, int]]
 
 
 class SentenceSplits:
-    """pysbd's sentence spans per paragraph text: after embedding, splitting is the slowest step of a build."""
+    """A sentence splitter's spans per paragraph text: after embedding, splitting is the slowest step of a build."""
 
-    def __init__(self, folder: Path) -> None:
-        self.path = folder / f"sentences-pysbd-{version('pysbd')}.json"  # another pysbd may split differently
+    def __init__(self, folder: Path, splitter: str = "pysbd") -> None:
+        self.path = folder / f"sentences-{splitter}-{version(splitter)}.json"  # another version may split differently
         self._known: dict[str, Spans] = {}
         self._used: dict[str, Spans] = {}
 

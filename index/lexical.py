@@ -32,12 +32,20 @@ def build_bm25(token_lists: list[list[str]]) -> bm25s.BM25:
     return retriever
 
 
-def bm25_scores(retriever: bm25s.BM25, query_tokens: list[str]) -> np.ndarray:
-    """BM25 score of every passage for the query (zeros when no query term is in the vocabulary)."""
-    known = [t for t in query_tokens if t in retriever.vocab_dict]
-    if not known:
-        return np.zeros(retriever.scores["num_docs"], dtype=np.float32)
-    return retriever.get_scores(known)
+def bm25_matches(retriever: bm25s.BM25, query_tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The passages holding a query term (ascending) and their BM25 scores, summed from the terms' postings (a
+    repeated term counts again, as in bm25s): the work grows with the postings read, not with the corpus."""
+    index = retriever.scores
+    terms = [retriever.vocab_dict[t] for t in query_tokens if t in retriever.vocab_dict]
+    spans = [(index["indptr"][t], index["indptr"][t + 1]) for t in terms]
+    rows = np.concatenate([index["indices"][a:b] for a, b in spans] or [np.empty(0, dtype=np.int64)])
+    weights = np.concatenate([index["data"][a:b] for a, b in spans] or [np.empty(0, dtype=np.float32)])
+    if len(rows) * 16 < index["num_docs"]:  # few postings: sort them rather than fill a corpus-sized vector
+        matched, inverse = np.unique(rows, return_inverse=True)
+        return matched.astype(np.int64), np.bincount(inverse, weights).astype(np.float32)
+    totals = np.bincount(rows, weights, minlength=index["num_docs"])
+    matched = np.flatnonzero(totals)
+    return matched, totals[matched].astype(np.float32)
 
 
 def save_bm25(retriever: bm25s.BM25, folder: Path) -> None:
@@ -45,7 +53,8 @@ def save_bm25(retriever: bm25s.BM25, folder: Path) -> None:
 
 
 def load_bm25(folder: Path) -> bm25s.BM25:
-    return bm25s.BM25.load(str(folder), show_progress=False, verbosity=0)
+    """The saved index, its score arrays memory-mapped: a question reads only its terms' postings."""
+    return bm25s.BM25.load(str(folder), mmap=True, show_progress=False, verbosity=0)
 
 
 @lru_cache(maxsize=1 << 16)

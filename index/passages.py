@@ -1,16 +1,20 @@
 """Documents → sentences → paragraph-aware passages, each with character offsets into its document's text.
 
-Sentences come from pysbd, a rule-based splitter that keeps "U.N." and "Dr." whole. A passage is a run of whole
+Sentences come from pysbd, a rule-based splitter that keeps "U.N." and "Dr." whole, or for bulk builds from
+blingfire, about 25 times faster and in close but not full agreement with pysbd (it splits after "Dr."). A passage
+is a run of whole
 sentences of one paragraph, at most `max_chars` long (a longer sentence stands alone), overlapping the previous
 passage by `overlap` sentences so that no answer falls between two passages.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from functools import cache
 
+import blingfire
+import numpy as np
 import pysbd
 
 from index.cache import SentenceSplits
@@ -23,6 +27,7 @@ class Chunking:
 
     max_chars: int = 1000
     overlap: int = 1
+    splitter: str = "pysbd"  # or "blingfire" (SPLITTERS)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -58,12 +63,15 @@ class Passage:
         return range(self.first, self.last)
 
 
-def split_sentences(document: Document, paragraph: Paragraph, splits: SentenceSplits | None = None) -> list[Sentence]:
+def split_sentences(
+    document: Document, paragraph: Paragraph, splits: SentenceSplits | None = None, splitter: str = "pysbd"
+) -> list[Sentence]:
     """The paragraph's sentences, with offsets into the document's text; surrounding spaces trimmed. `splits`
-    remembers pysbd's answers between builds."""
+    remembers the splitter's answers between builds."""
     body = document.paragraph_text(paragraph).replace("\n", " ")  # a wrapped line is no sentence end; same offsets
     sentences = []
-    for span_start, span_end in splits.spans(body, _pysbd_spans) if splits else _pysbd_spans(body):
+    split = SPLITTERS[splitter]
+    for span_start, span_end in splits.spans(body, split) if splits else split(body):
         raw = body[span_start:span_end]
         start = paragraph.start + span_start + (len(raw) - len(raw.lstrip()))
         end = paragraph.start + span_start + len(raw.rstrip())
@@ -82,7 +90,7 @@ def chunk(
     for document in documents:
         for paragraph in document.paragraphs:
             offset = len(sentences)
-            own = split_sentences(document, paragraph, splits)
+            own = split_sentences(document, paragraph, splits, chunking.splitter)
             sentences.extend(own)
             for first, last in sentence_windows([len(s.text) for s in own], chunking):
                 start, end = own[first].start, own[last - 1].end
@@ -107,8 +115,24 @@ def sentence_windows(lengths: list[int], chunking: Chunking) -> Iterator[tuple[i
         first = max(first + 1, last - chunking.overlap)
 
 
+def windows_holding(first: np.ndarray, last: np.ndarray, sentences: np.ndarray) -> np.ndarray:
+    """The windows [first, last) holding any of `sentences`, ascending. Windows move forward over the sentences,
+    so both bounds ascend and a binary search finds each sentence's windows, whatever the corpus size."""
+    starts = np.searchsorted(last, sentences, side="right")
+    ends = np.searchsorted(first, sentences, side="right")
+    ranges = [np.arange(a, b) for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+    return np.unique(np.concatenate(ranges)) if ranges else np.empty(0, dtype=np.int64)
+
+
 def _pysbd_spans(text: str) -> list[tuple[int, int]]:
     return [(span.start, span.end) for span in _segmenter().segment(text)]
+
+
+def _blingfire_spans(text: str) -> list[tuple[int, int]]:
+    return list(blingfire.text_to_sentences_and_offsets(text)[1]) if text.strip() else []
+
+
+SPLITTERS: dict[str, Callable[[str], list[tuple[int, int]]]] = {"pysbd": _pysbd_spans, "blingfire": _blingfire_spans}
 
 
 @cache

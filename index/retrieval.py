@@ -48,16 +48,17 @@ class Retrieval:
 def search(store: Store, query_vector: np.ndarray, query_tokens: list[str], fusion: Fusion) -> Retrieval:
     """All candidate passages for the query, best first."""
     n_passages = len(store.passages)
-    bm25 = lexical.bm25_scores(store.bm25, query_tokens)
-    candidates = _candidates(store, query_vector, bm25, fusion.candidates)
+    matched, matched_scores = lexical.bm25_matches(store.bm25, query_tokens)
+    candidates = _candidates(store, query_vector, matched, matched_scores, fusion.candidates)
     query = query_vector[0]
     dense = store.vectors.reconstruct_batch(candidates) @ query
-    ranges = [store.passages[p].sentence_ids for p in candidates]
+    firsts, lasts = store.passages.column("first")[candidates], store.passages.column("last")[candidates]
+    ranges = [range(a, b) for a, b in zip(firsts.tolist(), lasts.tolist(), strict=True)]
     sentence_ids = np.unique(np.fromiter((s for r in ranges for s in r), dtype=np.int64))
     sentence_scores = store.vectors.reconstruct_batch(sentence_ids + n_passages) @ query
     similarity = dict(zip(sentence_ids.tolist(), sentence_scores.tolist(), strict=True))
     best_sentence = np.array([max(similarity[s] for s in r) for r in ranges], dtype=np.float32)
-    lexical_scores = bm25[candidates]
+    lexical_scores = _scores_of(candidates, matched, matched_scores)
     fused = fusion.dense * _z(dense) + fusion.sentence * _z(best_sentence) + fusion.bm25 * _z(lexical_scores)
     order = np.argsort(-fused, kind="stable")
     hits = [
@@ -73,18 +74,25 @@ def search(store: Store, query_vector: np.ndarray, query_tokens: list[str], fusi
     return Retrieval(hits, similarity)
 
 
-def _candidates(store: Store, query_vector: np.ndarray, bm25: np.ndarray, k: int) -> np.ndarray:
-    """Passages found by the vector search (directly or through one of their sentences) or by BM25."""
+def _candidates(
+    store: Store, query_vector: np.ndarray, matched: np.ndarray, matched_scores: np.ndarray, k: int
+) -> np.ndarray:
+    """Passages found by the vector search (directly or through one of their sentences) or among BM25's top k."""
     n_passages = len(store.passages)
     _, ids = store.vectors.search(query_vector, min(k, store.vectors.ntotal))
-    found = {int(i) for i in ids[0] if 0 <= i < n_passages}
-    for i in ids[0]:
-        if i >= n_passages:
-            found.update(store.sentence_passages[i - n_passages])
-    if bm25.any():
-        top = np.argpartition(-bm25, min(k, len(bm25) - 1))[:k]
-        found.update(int(i) for i in top if bm25[i] > 0)
-    return np.array(sorted(found), dtype=np.int64)
+    found = ids[0][ids[0] >= 0]
+    lexical_top = matched[np.argpartition(-matched_scores, k)[:k]] if len(matched) > k else matched
+    sentence_hits = found[found >= n_passages] - n_passages
+    parts = [found[found < n_passages], store.passages_of(sentence_hits), lexical_top]
+    return np.unique(np.concatenate(parts)).astype(np.int64)
+
+
+def _scores_of(passages: np.ndarray, matched: np.ndarray, matched_scores: np.ndarray) -> np.ndarray:
+    """BM25 scores of `passages`: theirs where they hold a query term, else zero."""
+    if not len(matched):
+        return np.zeros(len(passages), dtype=np.float32)
+    at = np.minimum(np.searchsorted(matched, passages), len(matched) - 1)
+    return np.where(matched[at] == passages, matched_scores[at], 0).astype(np.float32)
 
 
 def _z(values: np.ndarray) -> np.ndarray:

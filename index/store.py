@@ -1,8 +1,10 @@
 """The searchable index in memory and on disk: FAISS vectors, BM25, passage metadata and a manifest.
 
 One FAISS index holds a vector per passage (rows 0..P-1) followed by a vector per sentence (rows P..), so a
-question costs one vector search. The manifest records what the index was built from and with; loading checks
-it, and every file's checksum, before anything is trusted.
+question costs one vector search. Passages and sentences are columns (index.columns), memory-mapped on load. The
+manifest records what the index was built from and with, and each file's size and checksum; loading checks every
+size, and the checksum of every file up to VERIFY_BYTES: re-hashing gigabytes of vectors on every start would cost
+more than the load itself, and a truncated or missing file, the usual damage, shows in its size.
 """
 
 from __future__ import annotations
@@ -16,16 +18,21 @@ from typing import Any
 
 import bm25s
 import faiss
+import numpy as np
 
 from index import lexical
+from index.columns import Table
 from index.documents import DocumentInfo
-from index.passages import Passage, Sentence
+from index.passages import Passage, Sentence, windows_holding
 
-FORMAT = 4
+FORMAT = 5
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
-METADATA = "passages.json"
+DOCUMENTS = "documents.json"
+PASSAGES = "passages"
+SENTENCES = "sentences"
 BM25_DIR = "bm25"
+VERIFY_BYTES = 64 * 2**20
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +52,8 @@ class Counts:
 
 @dataclass(frozen=True)
 class Manifest:
-    """What an index was built from and with; `files` maps each data file to its sha256, filled in on save."""
+    """What an index was built from and with; `files` maps each data file to its size and sha256, filled in on
+    save."""
 
     format: int
     model: str
@@ -57,14 +65,35 @@ class Manifest:
     versions: dict[str, str]
     counts: Counts
     build_seconds: float = 0.0
-    files: dict[str, str] = field(default_factory=dict)
+    files: dict[str, FileCheck] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
-        return cls(**(data | {"counts": Counts(**data["counts"])}))
+        files = {path: FileCheck(**check) for path, check in data["files"].items()}
+        return cls(**(data | {"counts": Counts(**data["counts"]), "files": files}))
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """A data file's size and sha256, as written."""
+
+    size: int
+    sha256: str
+
+    @classmethod
+    def of(cls, path: Path) -> FileCheck:
+        return cls(path.stat().st_size, _sha256(path))
+
+    def problem(self, path: Path) -> str | None:
+        """Why `path` is not the file written, or None; the checksum is compared only up to VERIFY_BYTES."""
+        if not path.is_file() or path.stat().st_size != self.size:
+            return "missing or corrupt"
+        if self.size <= VERIFY_BYTES and _sha256(path) != self.sha256:
+            return "corrupt"
+        return None
 
 
 @dataclass(frozen=True)
@@ -73,30 +102,24 @@ class Store:
 
     manifest: Manifest
     documents: dict[str, DocumentInfo]
-    passages: list[Passage]
-    sentences: list[Sentence]
+    passages: Table[Passage]
+    sentences: Table[Sentence]
     vectors: faiss.Index
     bm25: bm25s.BM25
-    sentence_passages: list[list[int]] = field(init=False)
 
-    def __post_init__(self) -> None:
-        owners: list[list[int]] = [[] for _ in self.sentences]
-        for number, passage in enumerate(self.passages):
-            for sentence in passage.sentence_ids:
-                owners[sentence].append(number)
-        object.__setattr__(self, "sentence_passages", owners)  # derived once, at construction
+    def passages_of(self, sentences: np.ndarray) -> np.ndarray:
+        """The passages holding any of the given sentences, ascending."""
+        return windows_holding(self.passages.column("first"), self.passages.column("last"), sentences)
 
     def save(self, folder: Path) -> None:
         """Write every file, then the manifest with their checksums (the manifest last: it marks completion)."""
         faiss.write_index(self.vectors, str(folder / VECTORS))
         lexical.save_bm25(self.bm25, folder / BM25_DIR)
-        metadata = {
-            "documents": [asdict(d) for d in self.documents.values()],
-            "passages": [asdict(p) for p in self.passages],
-            "sentences": [asdict(s) for s in self.sentences],
-        }
-        (folder / METADATA).write_text(json.dumps(metadata, ensure_ascii=False), encoding="utf-8")
-        manifest = replace(self.manifest, files={path: _sha256(folder / path) for path in _data_files(folder)})
+        documents = [asdict(d) for d in self.documents.values()]
+        (folder / DOCUMENTS).write_text(json.dumps(documents, ensure_ascii=False), encoding="utf-8")
+        self.passages.save(folder, PASSAGES)
+        self.sentences.save(folder, SENTENCES)
+        manifest = replace(self.manifest, files={path: FileCheck.of(folder / path) for path in _data_files(folder)})
         (folder / MANIFEST).write_text(json.dumps(manifest.to_json(), indent=2), encoding="utf-8")
 
     @classmethod
@@ -107,16 +130,17 @@ class Store:
             raise StoreError(
                 f"index built with model {manifest.model!r}, configured model is {model!r}: run `articlebot build`"
             )
-        for path, checksum in manifest.files.items():
-            if not (folder / path).is_file() or _sha256(folder / path) != checksum:
-                raise StoreError(f"index file {folder / path} is missing or corrupt: run `articlebot build`")
+        for path, check in manifest.files.items():
+            if problem := check.problem(folder / path):
+                raise StoreError(f"index file {folder / path} is {problem}: run `articlebot build`")
         try:
-            metadata = json.loads((folder / METADATA).read_text(encoding="utf-8"))
+            documents = [DocumentInfo(**d) for d in json.loads((folder / DOCUMENTS).read_text(encoding="utf-8"))]
+            ids = [d.id for d in documents]
             return cls(
                 manifest=manifest,
-                documents={d["id"]: DocumentInfo(**d) for d in metadata["documents"]},
-                passages=[Passage(**p) for p in metadata["passages"]],
-                sentences=[Sentence(**s) for s in metadata["sentences"]],
+                documents={d.id: d for d in documents},
+                passages=Table.load(Passage, ids, folder, PASSAGES),
+                sentences=Table.load(Sentence, ids, folder, SENTENCES),
                 vectors=faiss.read_index(str(folder / VECTORS)),
                 bm25=lexical.load_bm25(folder / BM25_DIR),
             )

@@ -21,8 +21,8 @@ from index.vectors import factory_string
 
 def test_factory_string_is_exact_up_to_the_threshold_then_ivf() -> None:
     assert factory_string("auto", 200_000, 200_000) == "Flat"
-    assert factory_string("auto", 1_000_000, 200_000) == "IVF4096,Flat"
-    assert factory_string("auto", 300, 100) == "IVF64,Flat"
+    assert factory_string("auto", 1_000_000, 200_000) == "IVF4096,SQ8"
+    assert factory_string("auto", 300, 100) == "IVF64,SQ8"
     assert factory_string("HNSW32,Flat", 10, 100) == "HNSW32,Flat", "an explicit factory string is kept"
 
 
