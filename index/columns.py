@@ -91,7 +91,7 @@ class Table(Sequence[Row], Generic[Row]):
         """The table of `rows`; `documents` lists every document id a row may name."""
         number = {document: i for i, document in enumerate(documents)}
         fields = integer_fields(row)
-        numbers = np.empty((1 + len(fields), len(rows)), dtype=np.int64)
+        numbers = np.empty((1 + len(fields), len(rows)), dtype=np.int32)  # ids and offsets in a document fit
         numbers[0] = [number[r.document] for r in rows]
         for column, name in enumerate(fields, start=1):
             numbers[column] = [_MISSING if getattr(r, name) is None else getattr(r, name) for r in rows]
