@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -123,6 +124,23 @@ def test_scale_benchmark_measures_exact_approximate_and_bm25(tiny_squad: Path, t
     assert [r["engine"] for r in rows] == [True, False, True] * 2  # exact below APPROX_INDEX_THRESHOLD
     assert (tmp_path / "scale.png").stat().st_size > 10_000
     assert "| 5,000 | `IVF" in run.stdout
+
+
+@pytest.mark.timeout(240)
+def test_end_to_end_scale_builds_loads_and_asks_through_the_engine(tiny_squad: Path, tmp_path: Path) -> None:
+    args = ["--end-to-end", "--data", str(tiny_squad), "--sizes", "300", "--queries", "4", "--out-dir", str(tmp_path)]
+    env = os.environ | {"APPROX_INDEX_THRESHOLD": "500"}  # the approximate index, as a large corpus gets it
+    run = subprocess.run(
+        [sys.executable, "benchmarks/scale.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    [row] = json.loads((tmp_path / "scale-engine.json").read_text())
+    assert row["passages"] >= 300 and row["sentences"] >= 2 * 300 and row["vectors"] > 1000
+    assert row["index_factory"].endswith(",SQ8")
+    assert row["load_s"] > 0 and row["rss_mb"] > row["rss_file_mb"] > 0 and row["disk_mb"] > 0
+    assert 0 < row["retrieval_p50_ms"] <= row["retrieval_p95_ms"] < row["ask_without_reader_p95_ms"] < row["ask_p95_ms"]
+    assert 0.5 <= row["recall_at_10"] <= 1, "the approximate index finds most of the exact top 10"
+    assert (tmp_path / "scale-engine.png").stat().st_size > 10_000
+    assert "| 3" in run.stdout and "SQ8" in run.stdout
 
 
 @pytest.mark.timeout(300)
