@@ -1,7 +1,7 @@
 """The searchable index in memory and on disk: FAISS vectors, BM25, passage metadata and a manifest.
 
 One FAISS index holds a vector per passage (rows 0..P-1) followed by a vector per sentence (rows P..), so a
-question costs one vector search. Passages and sentences are columns (index.columns), memory-mapped on load. The
+question costs one vector search. Passages and sentences are columns, their texts read on demand (index.columns). The
 manifest records what the index was built from and with, and each file's size and checksum; loading checks every
 size, and the checksum of every file up to VERIFY_BYTES: re-hashing gigabytes of vectors on every start would cost
 more than the load itself, and a truncated or missing file, the usual damage, shows in its size.
