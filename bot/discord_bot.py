@@ -1,7 +1,8 @@
 """The Discord bot: a `commands.Bot` (or `AutoShardedBot` with SHARD_COUNT) holding the engine and the Cogs.
 
 With SHARD_IDS, a process runs only those shards of SHARD_COUNT; processes sharing INDEX_DIR serve the build any
-of them publishes (a `/rebuild` in one), checking every INDEX_WATCH_SECONDS.
+of them publishes (a `/rebuild` in one), checking every INDEX_WATCH_SECONDS. REST requests go to DISCORD_API_URL
+(Discord, or a proxy for it), and the gateway is where that API says it is.
 
 Intents are the defaults; the privileged message-content intent is asked for only when ASK_CHANNEL_IDS is set or
 THREADS is on (follow-ups in a thread need no mention), since Discord delivers the content of messages that
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import discord
+import yarl
 from discord import app_commands
 from discord.ext import commands, tasks
 
@@ -35,7 +37,7 @@ log = logging.getLogger(__name__)
 # Retrying while Discord cannot be reached: 1 s, 2 s, 4 s … at most a minute apart.
 RETRY_FIRST_SECONDS = 1.0
 RETRY_MAX_SECONDS = 60.0
-UNREACHABLE = (aiohttp.ClientConnectionError, asyncio.TimeoutError, discord.DiscordServerError)
+UNREACHABLE = (aiohttp.ClientConnectionError, asyncio.TimeoutError, discord.DiscordServerError, discord.GatewayNotFound)
 
 # A text-only bot: discord.py's own switches for its "voice will NOT be supported" start-up warnings.
 discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
@@ -75,6 +77,7 @@ class _ArticleBotMixin(_BotBase):
         self.questions: QuestionLog | None = None
 
     async def setup_hook(self) -> None:
+        await self._use_announced_gateway()  # first: a failure here leaves nothing to undo before a retry
         self.questions = await asyncio.to_thread(open_log, self.settings)
         self.add_dynamic_items(VoteButton)  # 👍/👎 under answers sent before a restart keep working
         await self.add_cog(AskCog(self, self.engine, self.settings, self.questions))
@@ -93,6 +96,12 @@ class _ArticleBotMixin(_BotBase):
         if self.settings.index_watch_seconds:
             self.watch_index.change_interval(seconds=self.settings.index_watch_seconds)
             self.watch_index.start()
+
+    async def _use_announced_gateway(self) -> None:
+        """Connect to the gateway the REST API names (GET /gateway/bot), as Discord asks of clients, rather than at
+        discord.py's built-in address, which it keeps once per process like the API's (see `use_discord_api`)."""
+        _, url, _ = await self.http.get_bot_gateway()
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
 
     @tasks.loop(seconds=10)
     async def watch_index(self) -> None:
@@ -164,9 +173,15 @@ async def serve(bot: commands.Bot, token: str, first_delay: float = RETRY_FIRST_
         await bot.connect()
 
 
+def use_discord_api(url: str) -> None:
+    """Send the REST requests of this process to `url` (DISCORD_API_URL): discord.py keeps one base per process."""
+    discord.http.Route.BASE = url
+
+
 def run_bot(settings: Settings) -> int:
     """Load the engine (model and index) first, then connect; one clear line if Discord refuses the token."""
     assert settings.discord_token is not None
+    use_discord_api(settings.discord_api_url)
     engine = Engine(settings)
     bot = create_bot(settings, engine)
     try:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 BUNDLED_CORPUS = Path(__file__).parent / "corpus"
+DISCORD_API = "https://discord.com/api/v10"
 
 IdList = Annotated[list[int], NoDecode]
 NameList = Annotated[list[str], NoDecode]
@@ -72,6 +74,7 @@ class Settings(BaseSettings):
     cooldown_seconds: float = Field(3.0, ge=0)
     shard_count: int | None = Field(None, ge=1)
     shard_ids: IdList = []
+    discord_api_url: str = DISCORD_API
 
     log_level: str = "INFO"
 
@@ -93,6 +96,17 @@ class Settings(BaseSettings):
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
 
+    @field_validator("discord_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        """An http(s) URL with a host, without a trailing slash: discord.py appends paths such as /users/@me."""
+        url = value.strip().rstrip("/")
+        if not _is_http_url(url):
+            raise ValueError(
+                f"must be an http(s) URL: Discord's REST API, {DISCORD_API} (unset it for that), or a proxy's"
+            )
+        return url
+
     @model_validator(mode="after")
     def _shards_of_the_count(self) -> Settings:
         """SHARD_IDS name shards of SHARD_COUNT: this process runs those, other processes the rest."""
@@ -101,6 +115,17 @@ class Settings(BaseSettings):
         if self.shard_count is not None and any(not 0 <= i < self.shard_count for i in self.shard_ids):
             raise ValueError(f"SHARD_IDS must be between 0 and SHARD_COUNT - 1 ({self.shard_count - 1})")
         return self
+
+
+def _is_http_url(url: str) -> bool:
+    """Whether `url` is http or https with a host and a valid port, and no query or fragment."""
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # a malformed host or a port that is not a number
+        return False
+    plain = not (parts.query or parts.fragment)  # discord.py appends each route's path to the URL
+    return parts.scheme in {"http", "https"} and bool(parts.hostname) and port_ok and plain
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -380,7 +380,7 @@ async def test_a_burst_of_questions_is_answered_and_logged_exactly_once(
 
 async def test_a_rejected_token_gives_one_clear_line(emu: DiscordEmulator, settings: Settings, capsys, caplog) -> None:
     token = "MTIz.not-the-token.at-all"
-    bad = settings.model_copy(update={"discord_token": SecretStr(token)})
+    bad = settings.model_copy(update={"discord_token": SecretStr(token), "discord_api_url": emu.base_url})
 
     assert await asyncio.to_thread(run_bot, bad) == 1
     err = capsys.readouterr().err.strip()

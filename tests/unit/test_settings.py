@@ -37,6 +37,21 @@ def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "\n" not in message and "COOLDOWN_SECONDS" in message and "ADMIN_ROLE_IDS" in message
 
 
+def test_the_discord_api_url_must_be_an_http_url() -> None:
+    assert load_settings(_env_file=None).discord_api_url == "https://discord.com/api/v10"
+    proxy = load_settings(discord_api_url="http://127.0.0.1:8080/api/v10/", _env_file=None)
+    assert proxy.discord_api_url == "http://127.0.0.1:8080/api/v10", "discord.py appends paths to it"
+    for bad in (
+        "discord.com/api/v10",
+        "ws://127.0.0.1/api/v10",
+        "https:///api",
+        "http://proxy:x/api",
+        "https://d/?v=10",
+    ):
+        with pytest.raises(SettingsError, match=r"DISCORD_API_URL: .*http\(s\) URL: .*https://discord.com/api/v10"):
+            load_settings(discord_api_url=bad, _env_file=None)
+
+
 def test_the_token_never_shows(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     token = "MTIz.secret-part.of-the-token"
     (tmp_path / ".env").write_text(f"DISCORD_TOKEN={token}\n", encoding="utf-8")
