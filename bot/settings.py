@@ -133,5 +133,12 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(_problem(e) for e in exc.errors())
         raise SettingsError(f"invalid configuration: {problems}") from None
+
+
+def _problem(error: Any) -> str:
+    """One validation error as `VARIABLE: message`; a check across variables names them in its message."""
+    message = error["msg"].removeprefix("Value error, ")
+    variable = ".".join(map(str, error["loc"])).upper()
+    return f"{variable}: {message}" if variable else message

@@ -192,7 +192,7 @@ async def test_two_processes_share_the_shards_and_serve_each_others_rebuild(
 
 
 def test_shard_ids_must_be_shards_of_the_count() -> None:
-    with pytest.raises(SettingsError, match="SHARD_IDS needs SHARD_COUNT"):
+    with pytest.raises(SettingsError, match=r"^invalid configuration: SHARD_IDS needs SHARD_COUNT"):
         load_settings(shard_ids="0", _env_file=None)
     with pytest.raises(SettingsError, match=r"between 0 and SHARD_COUNT - 1 \(1\)"):
         load_settings(shard_ids="0, 2", shard_count=2, _env_file=None)
