@@ -287,7 +287,7 @@ class Engine:
 
 def configured_answerer(settings: Settings) -> Answerer:
     """The reader READER_MODEL names (or none) with the calibrator fitted for it."""
-    reader = None if settings.reader_model == NONE else Reader.load(settings.reader_model)
+    reader = None if settings.reader_model == NONE else Reader.load(settings.reader_model, settings.reader_precision)
     calibrator = _calibrator(settings.reader_model)
     return Answerer(
         reader,

@@ -5,7 +5,9 @@ An extractive question-answering model in the SQuAD 2.0 style (start/end logits,
 for "no answer"). Each passage is read after the sentence that precedes it in its document, so that "it" or
 "she" can be resolved, but the answer is only ever taken from the passage itself. The bundled reader is
 all-MiniLM-L6-v2 fine-tuned by `training/train_reader.py`; it ships as the tensors that differ from that base
-model, checked against a recorded checksum, and any Hugging Face question-answering model can replace it.
+model, checked against a recorded checksum, and any Hugging Face question-answering model can replace it. On a
+CPU that computes bfloat16 natively (AVX512-BF16 or AMX) it runs under bfloat16 autocast, twice as fast for the
+same answers (READER_PRECISION).
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ from index.embedder import ModelError, model_location
 BUNDLED_DIR = Path(__file__).parent / "reader_model"
 BUNDLED = "bundled"
 NONE = "none"
+# Inputs are padded to a multiple of this many tokens: oneDNN keeps kernels (and, in bf16, weight copies) per input
+# shape, so few shapes keep memory flat (at 300 questions: 726 MB peak against 927 MB unpadded), at no cost in speed.
+PAD_TO = 32
 WEIGHTS = "reader.safetensors"
 CARD = "reader.json"
 
@@ -76,18 +81,28 @@ class ReaderConfig:
 
 
 class Reader:
-    """Reads passages with an extractive QA model; `read` is batched over passages and windows."""
+    """Reads passages with an extractive QA model; `read` is batched over passages and windows, in bfloat16 when
+    `bf16` (the weights stay fp32; autocast keeps softmax and layer norms in fp32)."""
 
-    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, config: ReaderConfig) -> None:
+    def __init__(
+        self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, config: ReaderConfig, bf16: bool = False
+    ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.config = config
+        self.bf16 = bf16
 
     @classmethod
-    def load(cls, name: str = BUNDLED) -> Reader:
-        """The bundled reader, or any Hugging Face question-answering model name or local folder."""
-        if name == BUNDLED:
-            return load_bundled(BUNDLED_DIR)
+    def load(cls, name: str = BUNDLED, precision: str = "auto") -> Reader:
+        """The bundled reader, or any Hugging Face question-answering model name or local folder, at `precision`
+        (auto: bf16 where the CPU computes it natively)."""
+        reader = load_bundled(BUNDLED_DIR) if name == BUNDLED else cls._load_named(name)
+        reader.bf16 = precision == "bf16" or (precision == "auto" and native_bf16())
+        log.info("reader runs in %s", "bf16" if reader.bf16 else "fp32")
+        return reader
+
+    @classmethod
+    def _load_named(cls, name: str) -> Reader:
         try:
             model = AutoModelForQuestionAnswering.from_pretrained(name)
             tokenizer = AutoTokenizer.from_pretrained(name)
@@ -103,11 +118,17 @@ class Reader:
         if not contexts:
             return []
         encoded = windows(
-            self.tokenizer, [question] * len(contexts), contexts, self.config, padding=True, return_tensors="pt"
+            self.tokenizer,
+            [question] * len(contexts),
+            contexts,
+            self.config,
+            padding=True,
+            pad_to_multiple_of=PAD_TO,
+            return_tensors="pt",
         )
         owners = encoded.pop("overflow_to_sample_mapping").tolist()
         offsets = encoded.pop("offset_mapping").numpy()
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             output = self.model(**encoded)
         starts, ends = output.start_logits.float().numpy(), output.end_logits.float().numpy()
         best: list[Reading | None] = [None] * len(contexts)
@@ -198,6 +219,12 @@ def load_bundled(folder: Path) -> Reader:
         raise ModelError(f"the reader weights in {folder} do not fit {card['base_model']}: retrain or reinstall")
     log.info("reader loaded: %s fine-tuned (%s)", card["base_model"], weights.name)
     return Reader(model, AutoTokenizer.from_pretrained(base), ReaderConfig(**card["config"]))
+
+
+def native_bf16() -> bool:
+    """Whether this CPU has bfloat16 instructions (AVX512-BF16 or AMX): elsewhere bf16 is emulated, and slower."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
 
 
 def sha256(path: Path) -> str:

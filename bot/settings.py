@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     top_k: int = Field(3, ge=1, le=10)
     reader_model: str = "bundled"
     reader_passages: int = Field(3, ge=1, le=10)
+    reader_precision: Literal["auto", "bf16", "fp32"] = "auto"
     min_confidence: float | None = Field(None, ge=0, le=1)
     max_question_chars: int = Field(500, ge=10)
 

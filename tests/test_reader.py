@@ -113,3 +113,17 @@ def test_min_confidence_is_the_probability_an_answer_needs(settings: Settings, e
     assert strict.abstained and strict.see_also and 0.0 < strict.confidence < 1.0
     lax = Engine(settings.model_copy(update={"min_confidence": 0.0}), embedder).ask("What is the capital of France?")
     assert not lax.abstained and lax.citations
+
+
+def test_bf16_reads_the_same_spans_as_fp32(reader: Reader) -> None:
+    full = Reader(reader.model, reader.tokenizer, reader.config, bf16=False)
+    half = Reader(reader.model, reader.tokenizer, reader.config, bf16=True)
+    passages = [
+        Context("", "WeGO’s secretariat in Seoul is headed by Secretary-General Park Jung-sook."),
+        Context("The Northern Rowing League of 2031 opens in Bergen.", "Its head coach is Maria Lindqvist."),
+        Context("", "Tickets cost 150 kroner for adults."),
+    ]
+    for question in (SECRETARIAT, "Who is the head coach?", "How much is a ticket?"):
+        for a, b in zip(full.read(question, passages), half.read(question, passages), strict=True):
+            assert (a.start, a.end) == (b.start, b.end)
+            assert abs(a.margin - b.margin) < 0.5
