@@ -242,6 +242,12 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=6e-5)
     parser.add_argument("--negatives", type=float, default=0.35, help="share of answerable questions given a negative")
     parser.add_argument("--held-out", type=int, default=4, help="articles kept out of training for evaluation")
+    parser.add_argument(
+        "--attention-dropout",
+        type=float,
+        default=0.1,
+        help="dropout on attention weights (the base model's 0.1; 0 trains ~1.45x faster in fp32, see the README)",
+    )
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--limit", type=int, help="only the first N training examples (smoke runs)")
     args = parser.parse_args()
@@ -259,7 +265,7 @@ def main() -> None:
     print(f"held out: {', '.join(a['title'] for a in held_out)}", flush=True)
     print(f"training in {'bf16 autocast' if args.bf16 else 'fp32 (this CPU has no native bf16)'}", flush=True)
 
-    model = AutoModelForQuestionAnswering.from_pretrained(base)
+    model = AutoModelForQuestionAnswering.from_pretrained(base, attention_probs_dropout_prob=args.attention_dropout)
     seconds = train(model, tokenizer, windows, args, rng)
     training = {
         "data": args.data.name,
@@ -271,6 +277,7 @@ def main() -> None:
         "batch": args.batch,
         "lr": args.lr,
         "negatives": args.negatives,
+        "attention_dropout": args.attention_dropout,
         "seed": args.seed,
         "minutes": round(seconds / 60, 1),
         "threads": torch.get_num_threads(),
