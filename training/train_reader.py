@@ -246,7 +246,7 @@ def main() -> None:
         "--attention-dropout",
         type=float,
         default=0.1,
-        help="dropout on attention weights (the base model's 0.1; 0 trains ~1.45x faster in fp32, see the README)",
+        help="dropout on attention weights (the base model's 0.1; 0 trains ~1.4x faster in fp32, see the README)",
     )
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--limit", type=int, help="only the first N training examples (smoke runs)")
