@@ -74,8 +74,10 @@ def contexts(article: dict) -> list[Context]:
     return [Context(b, t) for b, t in zip(before, texts, strict=True)]
 
 
-def examples(articles: list[dict], rng: random.Random, negatives: float) -> list[Example]:
-    """Every question of the articles, plus same-article negative paragraphs for a share of the answerable ones."""
+def examples(articles: list[dict], rng: random.Random, negatives: float, removals: float = 0.0) -> list[Example]:
+    """Every question of the articles, plus, for shares of the answerable ones, a same-article paragraph without the
+    answer and their own paragraph with the answer's sentences taken out."""
+    segmenter = pysbd.Segmenter(language="en", clean=False, char_span=True)
     out = []
     for article in articles:
         paragraphs = contexts(article)
@@ -86,9 +88,16 @@ def examples(articles: list[dict], rng: random.Random, negatives: float) -> list
                 if qa.get("is_impossible") or not answers:
                     out.append(Example(qa["question"], context, [], None))
                     continue
-                out.append(Example(qa["question"], context, answers, _span(paragraph, qa["answers"][0], context)))
+                span = _span(paragraph, qa["answers"][0], context)
+                out.append(Example(qa["question"], context, answers, span))
                 if rng.random() < negatives and (other := _hard_negative(qa["question"], answers, paragraphs, number)):
                     out.append(Example(qa["question"], other, [], None))
+                if (
+                    removals
+                    and rng.random() < removals
+                    and (rest := _without_answer(context, span, answers, segmenter))
+                ):
+                    out.append(Example(qa["question"], rest, [], None))
     return out
 
 
@@ -113,6 +122,17 @@ def _hard_negative(question: str, answers: list[str], paragraphs: list[Context],
         if overlap > best_overlap:
             best, best_overlap = context, overlap
     return best
+
+
+def _without_answer(context: Context, span: tuple[int, int], answers: list[str], segmenter) -> Context | None:
+    """The paragraph with every sentence that overlaps the answer removed: on topic, but no longer answering
+    (None when nothing is left or an answer still appears)."""
+    kept = [s.sent for s in segmenter.segment(context.passage) if s.end <= span[0] or s.start >= span[1]]
+    rest = "".join(kept).strip()
+    text = f"{context.before} {rest}".lower()
+    if not rest or any(a.lower() in text for a in answers):
+        return None
+    return Context(context.before, rest)
 
 
 def features(tokenizer, rows: list[Example], config: ReaderConfig) -> list[dict]:
@@ -241,6 +261,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=6e-5)
     parser.add_argument("--negatives", type=float, default=0.35, help="share of answerable questions given a negative")
+    parser.add_argument(
+        "--removals",
+        type=float,
+        default=0.0,
+        help="share of answerable questions also read without the answer's sentences",
+    )
     parser.add_argument("--held-out", type=int, default=4, help="articles kept out of training for evaluation")
     parser.add_argument(
         "--attention-dropout",
@@ -257,7 +283,7 @@ def main() -> None:
     rng = random.Random(args.seed)
     config = ReaderConfig()
     training_articles, held_out = split_articles(load_articles(args.data), args.held_out, args.seed)
-    rows = examples(training_articles, rng, args.negatives)[: args.limit]
+    rows = examples(training_articles, rng, args.negatives, args.removals)[: args.limit]
     base = model_location(DEFAULT_MODEL)
     tokenizer = AutoTokenizer.from_pretrained(base)
     windows = features(tokenizer, rows, config)
@@ -277,6 +303,7 @@ def main() -> None:
         "batch": args.batch,
         "lr": args.lr,
         "negatives": args.negatives,
+        "removals": args.removals,
         "attention_dropout": args.attention_dropout,
         "seed": args.seed,
         "minutes": round(seconds / 60, 1),
