@@ -125,7 +125,9 @@ def _hard_negative(question: str, answers: list[str], paragraphs: list[Context],
     return best
 
 
-def _without_answer(context: Context, span: tuple[int, int], answers: list[str], segmenter) -> Context | None:
+def _without_answer(
+    context: Context, span: tuple[int, int], answers: list[str], segmenter: pysbd.Segmenter
+) -> Context | None:
     """The paragraph with every sentence that overlaps the answer removed: on topic, but no longer answering
     (None when nothing is left or an answer still appears)."""
     kept = [s.sent for s in segmenter.segment(context.passage) if s.end <= span[0] or s.start >= span[1]]
