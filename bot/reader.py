@@ -94,9 +94,11 @@ class Reader:
 
     @classmethod
     def load(cls, name: str = BUNDLED, precision: str = "auto") -> Reader:
-        """The bundled reader, or any Hugging Face question-answering model name or local folder, at `precision`
-        (auto: bf16 where the CPU computes it natively)."""
-        reader = load_bundled(BUNDLED_DIR) if name == BUNDLED else cls._load_named(name)
+        """The bundled reader, a folder written by `training/train_reader.py --out`, or any Hugging Face
+        question-answering model name or local folder, at `precision` (auto: bf16 where the CPU computes it
+        natively)."""
+        folder = BUNDLED_DIR if name == BUNDLED else Path(name)
+        reader = load_bundled(folder) if (folder / CARD).is_file() else cls._load_named(name)
         reader.bf16 = precision == "bf16" or (precision == "auto" and native_bf16())
         log.info("reader runs in %s", "bf16" if reader.bf16 else "fp32")
         return reader

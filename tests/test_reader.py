@@ -95,6 +95,20 @@ def test_another_question_answering_model_can_be_configured(
     assert "no calibration.json" in caplog.text
 
 
+def test_a_folder_written_by_the_training_script_can_be_configured(
+    settings: Settings, embedder: Embedder, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = Path(shutil.copytree(BUNDLED_DIR, tmp_path / "trained"))  # what `train_reader.py --out` writes
+    calibration = json.loads((folder / "calibration.json").read_text(encoding="utf-8"))
+    calibration["reader"]["threshold"] = 0.999
+    (folder / "calibration.json").write_text(json.dumps(calibration), encoding="utf-8")
+    custom = settings.model_copy(update={"reader_model": str(folder), "min_confidence": None})
+    with caplog.at_level(logging.WARNING, logger="bot.engine"):
+        engine = Engine(custom, embedder)
+    assert engine.ask(SECRETARIAT).abstained, "the folder's own calibrated threshold applies"
+    assert "no calibration.json" not in caplog.text
+
+
 def test_a_missing_reader_model_is_named_in_the_error(settings: Settings, embedder: Embedder, tmp_path: Path) -> None:
     missing = settings.model_copy(update={"reader_model": str(tmp_path / "nowhere")})
     with pytest.raises(ModelError, match="READER_MODEL"):
