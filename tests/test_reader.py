@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.calibration import load_calibrator
+from bot.calibration import CALIBRATION, load_calibrator
 from bot.engine import Engine
 from bot.reader import BUNDLED_DIR, CARD, WEIGHTS, Context, Reader, load_bundled, windows
 from bot.settings import Settings
@@ -99,9 +99,9 @@ def test_a_folder_written_by_the_training_script_can_be_configured(
     settings: Settings, embedder: Embedder, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     folder = Path(shutil.copytree(BUNDLED_DIR, tmp_path / "trained"))  # what `train_reader.py --out` writes
-    calibration = json.loads((folder / "calibration.json").read_text(encoding="utf-8"))
+    calibration = json.loads((folder / CALIBRATION).read_text(encoding="utf-8"))
     calibration["reader"]["threshold"] = 0.999
-    (folder / "calibration.json").write_text(json.dumps(calibration), encoding="utf-8")
+    (folder / CALIBRATION).write_text(json.dumps(calibration), encoding="utf-8")
     custom = settings.model_copy(update={"reader_model": str(folder), "min_confidence": None})
     with caplog.at_level(logging.WARNING, logger="bot.engine"):
         engine = Engine(custom, embedder)
