@@ -40,7 +40,7 @@ test: lint
 test-fast: lint
 	$(BIN)/python -m pytest -q tests/unit
 
-# About 85 minutes on 2 cores with bf16 instructions, nearly 3 hours without: fine-tunes the reader on
+# About 85 minutes on 2 cores where bf16 measures faster, 2 to 3 hours in fp32: fine-tunes the reader on
 # ../shared/data/squad/train, then calibrates it on the training articles it held out. Writes bot/reader_model/.
 train-reader: install
 	$(BIN)/python training/train_reader.py

@@ -12,7 +12,7 @@ import pytest
 
 from bot.calibration import CALIBRATION, load_calibrator
 from bot.engine import Engine
-from bot.reader import BUNDLED_DIR, CARD, WEIGHTS, Context, Reader, load_bundled, windows
+from bot.reader import BUNDLED_DIR, CARD, WEIGHTS, Context, Reader, bf16_pays, load_bundled, windows
 from bot.settings import Settings
 from index.embedder import Embedder, ModelError
 
@@ -127,6 +127,10 @@ def test_min_confidence_is_the_probability_an_answer_needs(settings: Settings, e
     assert strict.abstained and strict.see_also and 0.0 < strict.confidence < 1.0
     lax = Engine(settings.model_copy(update={"min_confidence": 0.0}), embedder).ask("What is the capital of France?")
     assert not lax.abstained and lax.citations
+
+
+def test_auto_precision_is_what_measures_faster_here(reader: Reader) -> None:
+    assert reader.bf16 is bf16_pays(), "READER_PRECISION=auto follows the timing, not the CPU's flags alone"
 
 
 def test_bf16_reads_the_same_spans_as_fp32(reader: Reader) -> None:
