@@ -112,10 +112,12 @@ def _read_candidate(
         s for s, (start, end) in _sentence_spans(store, hit.passage) if start < reading.end and end > reading.start
     )
     sentences = sentences or (_closest(retrieval, store, hit.passage),)
-    short = None if yes_no else p.text[reading.start : reading.end].strip(" ,;:.") or None
+    span = p.text[reading.start : reading.end]
+    short = None if yes_no else span.strip(" ,;:.") or None
     features = _retrieval_features(retrieval, hit, rank, sentences) | {
         "margin": reading.margin,
         "null": reading.null_score,
+        "length": float(len(span.split())),
     }
     return Candidate(hit, sentences, short, features)
 

@@ -36,7 +36,7 @@ from training.squad import TRAIN_DATA, contains_answer, f1, load_articles, quest
 # Only evidence whose scale does not depend on the corpus's size: the fused retrieval score is a z-score over the
 # candidates, so it shifts between an article of 12 passages and one of 80 (and measured no better without it).
 FEATURES = {
-    "reader": ("margin", "null", "sentence", "rank"),
+    "reader": ("margin", "null", "sentence", "rank", "length"),
     "retrieval": ("dense", "sentence", "rank"),
 }
 UNFITTED = Calibrator((), (), (), (), 0.0, 0.0)  # proposals are collected before any calibrator exists
