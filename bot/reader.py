@@ -13,20 +13,14 @@ answers) the reader runs under it (READER_PRECISION).
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import logging
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before huggingface_hub is imported: never reach for the hub
-
 import numpy as np
 import torch
-from safetensors.torch import load_file
 from transformers import (
     AutoModelForQuestionAnswering,
     AutoTokenizer,
@@ -34,11 +28,11 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
-from transformers.utils import logging as transformers_logging
 
-from index.embedder import ModelError, model_location
+from bot.calibration import BUNDLED_READER_DIR as BUNDLED_DIR
+from bot.tuned import load_tuned
+from index.embedder import ModelError
 
-BUNDLED_DIR = Path(__file__).parent / "reader_model"
 BUNDLED = "bundled"
 NONE = "none"
 # Inputs are padded to a multiple of this many tokens: oneDNN keeps kernels (and, in bf16, weight copies) per input
@@ -207,23 +201,9 @@ def _merge(current: Reading | None, new: Reading) -> Reading:
 
 def load_bundled(folder: Path) -> Reader:
     """The base model with the trained tensors of `folder` laid over it, after checking their checksum."""
-    card = json.loads((folder / CARD).read_text(encoding="utf-8"))
-    weights = folder / WEIGHTS
-    if not weights.exists() or sha256(weights) != card["sha256"]:
-        raise ModelError(f"the reader weights in {folder} are missing or corrupt: reinstall, or set READER_MODEL=none")
-    base = model_location(card["base_model"])
-    verbosity = transformers_logging.get_verbosity()
-    transformers_logging.set_verbosity_error()  # the base has no QA head yet: its "newly initialized" note is noise
-    try:
-        model = AutoModelForQuestionAnswering.from_pretrained(base)
-    finally:
-        transformers_logging.set_verbosity(verbosity)
-    trained = {k: v.float() for k, v in load_file(weights).items()}
-    missing, unexpected = model.load_state_dict(trained, strict=False)
-    if unexpected or any(k not in card["frozen"] for k in missing):
-        raise ModelError(f"the reader weights in {folder} do not fit {card['base_model']}: retrain or reinstall")
-    log.info("reader loaded: %s fine-tuned (%s)", card["base_model"], weights.name)
-    return Reader(model, AutoTokenizer.from_pretrained(base), ReaderConfig(**card["config"]))
+    model, tokenizer, card = load_tuned(folder, AutoModelForQuestionAnswering, WEIGHTS, CARD, "READER_MODEL")
+    log.info("reader loaded: %s fine-tuned (%s)", card["base_model"], WEIGHTS)
+    return Reader(model, tokenizer, ReaderConfig(**card["config"]))
 
 
 def native_bf16() -> bool:
@@ -254,7 +234,3 @@ def _product_seconds(bf16: bool, repeats: int = 20) -> float:
             torch.nn.functional.linear(tokens, weight, bias)
             times.append(time.perf_counter() - started)
     return min(times)
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -7,10 +7,7 @@ time; any other sentence-transformers name or local path can be configured inste
 from __future__ import annotations
 
 import logging
-import os
 from functools import cached_property
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before huggingface_hub is imported: never reach for the hub
 
 import numpy as np
 from sentence_transformers import SentenceTransformer

@@ -19,13 +19,13 @@ import random
 import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pysbd
 import torch
-from safetensors.torch import save_file
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer, get_linear_schedule_with_warmup
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -42,7 +42,7 @@ from bot.reader import (
     passage_offset,
     windows,
 )
-from bot.reader import sha256 as file_sha256
+from bot.tuned import save_tuned
 from index.embedder import DEFAULT_MODEL, model_location
 from training.squad import TRAIN_DATA, exact_match, f1, load_articles, roc_auc, split_articles
 
@@ -88,7 +88,7 @@ def examples(articles: list[dict], rng: random.Random, negatives: float, removal
                 if qa.get("is_impossible") or not answers:
                     out.append(Example(qa["question"], context, [], None))
                     continue
-                span = _span(paragraph, qa["answers"][0], context)
+                span = answer_span(paragraph, qa["answers"][0], context)
                 out.append(Example(qa["question"], context, answers, span))
                 if rng.random() < negatives and (other := _hard_negative(qa["question"], answers, paragraphs, number)):
                     out.append(Example(qa["question"], other, [], None))
@@ -103,7 +103,7 @@ def examples(articles: list[dict], rng: random.Random, negatives: float, removal
     return out
 
 
-def _span(paragraph: dict, answer: dict, context: Context) -> tuple[int, int]:
+def answer_span(paragraph: dict, answer: dict, context: Context) -> tuple[int, int]:
     """The answer's span in the whitespace-normalised passage text."""
     start = len(" ".join((paragraph["context"][: answer["answer_start"]] + "x").split())) - 1
     text = " ".join(answer["text"].split())
@@ -188,9 +188,24 @@ def batches(rows: list[dict], size: int, rng: random.Random) -> list[list[dict]]
     return out
 
 
-def train(model, tokenizer, rows: list[dict], args: argparse.Namespace, rng: random.Random) -> float:
-    """Fine-tune in place with AdamW, linear warm-up and decay, under bf16 autocast where it measures faster than
-    fp32 on this CPU (`bf16_pays`); returns seconds spent."""
+def train(
+    model,
+    tokenizer,
+    rows: list[dict],
+    args: argparse.Namespace,
+    rng: random.Random,
+    loss_of: Callable[[list[dict]], torch.Tensor] | None = None,
+    unit: str = "windows",
+) -> float:
+    """Fine-tune in place with AdamW, linear warm-up and decay; returns seconds spent. `loss_of` gives a batch's
+    loss; by default the model's own, under bf16 autocast where it measures faster than fp32 here (`bf16_pays`)."""
+
+    def own_loss(batch: list[dict]) -> torch.Tensor:
+        inputs = tokenizer.pad(batch, return_tensors="pt")
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            return model(**inputs).loss
+
+    loss_of = loss_of or own_loss
     for name, parameter in model.named_parameters():
         parameter.requires_grad = name not in FROZEN
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -201,9 +216,7 @@ def train(model, tokenizer, rows: list[dict], args: argparse.Namespace, rng: ran
     started, step = time.perf_counter(), 0
     for epoch in range(args.epochs):
         for batch in batches(rows, args.batch, rng):
-            inputs = tokenizer.pad(batch, return_tensors="pt")
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
-                loss = model(**inputs).loss
+            loss = loss_of(batch)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
@@ -214,7 +227,7 @@ def train(model, tokenizer, rows: list[dict], args: argparse.Namespace, rng: ran
                 elapsed = time.perf_counter() - started
                 print(
                     f"epoch {epoch + 1} step {step}/{steps} loss {loss.item():.3f} "
-                    f"{step * args.batch / elapsed:.1f} windows/s, {elapsed / 60:.1f} min, "
+                    f"{step * args.batch / elapsed:.1f} {unit}/s, {elapsed / 60:.1f} min, "
                     f"eta {(steps - step) * elapsed / step / 60:.1f} min",
                     flush=True,
                 )
@@ -224,17 +237,8 @@ def train(model, tokenizer, rows: list[dict], args: argparse.Namespace, rng: ran
 
 def save(model, out: Path, config: ReaderConfig, training: dict) -> None:
     """The trained tensors (all but the frozen ones) in fp16, and a card with their checksum."""
-    out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items() if k not in FROZEN}
-    save_file(state, out / WEIGHTS)
-    card = {
-        "base_model": DEFAULT_MODEL,
-        "frozen": FROZEN,
-        "config": asdict(config),
-        "sha256": file_sha256(out / WEIGHTS),
-        "training": training,
-    }
-    (out / CARD).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    card = {"base_model": DEFAULT_MODEL, "frozen": FROZEN, "config": asdict(config), "training": training}
+    save_tuned(model, out, WEIGHTS, CARD, card)
 
 
 def evaluate(reader: Reader, rows: list[Example]) -> dict:
@@ -280,7 +284,7 @@ def main() -> None:
         "--attention-dropout",
         type=float,
         default=0.1,
-        help="dropout on attention weights (the base model's 0.1; 0 trains ~1.4x faster in fp32, see the README)",
+        help="dropout on attention weights (the base model's 0.1; 0 trains ~1.4x faster in fp32, see docs/reader.md)",
     )
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--limit", type=int, help="only the first N training examples (smoke runs)")
