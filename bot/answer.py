@@ -1,9 +1,12 @@
 """The one place that decides what the bot says: retrieved passages → a short answer quoted from the sentence it
-comes from, cited, or an abstention.
+comes from, or the sentence that settles the question, cited; or an abstention.
 
-The reader proposes an answer span in each of the top passages; a calibrator turns each proposal's evidence
-(the reader's scores and the retrieval signals) into the probability that it is right. The most probable one
-is the answer when that probability reaches MIN_CONFIDENCE; otherwise the bot says the article does not seem to
+The reader proposes an answer span in each of the top passages, and the evidence model scores each of their
+sentences: does it (read after the one before it) answer the question? A question that asks for a span (who,
+what, where …) proposes the reader's span and, where another sentence scores higher, that sentence; a yes/no,
+describe, list or bare-keyword question (bot.question) proposes each passage's best-scored sentence, with no short
+answer. A calibrator turns each proposal's evidence into the probability that it is right; the most probable one
+is the answer when that probability reaches MIN_CONFIDENCE, otherwise the bot says the article does not seem to
 answer. Every claim is a quote: the reply is made of the article's sentences, each marked with its source.
 Without a reader (READER_MODEL=none) each passage proposes its sentence closest to the question, with no short
 answer, and the retrieval-only calibrator scores it.
@@ -15,19 +18,17 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from bot.calibration import Calibrator
+from bot.evidence import Evidence
+from bot.question import as_question, coverage, kind, other_edition, unmatched_numbers
 from bot.reader import Context, Reader, Reading
 from bot.replies import Answer, Citation
 from index.retrieval import Hit, Retrieval
 from index.store import Store
 
 ABSTAIN_TEXT = "The article doesn't seem to answer that."
-
-# A question that starts with an auxiliary verb asks yes or no: its answer is the sentence that settles it, not a
-# span of it.
-_YES_NO = re.compile(
-    r"^\s*(is|are|was|were|am|do|does|did|can|could|will|would|shall|should|has|have|had|may|might|must)\b", re.I
-)
 
 
 @dataclass(frozen=True)
@@ -52,21 +53,31 @@ class Answerer:
     reader: Reader | None
     calibrator: Calibrator
     min_confidence: float
+    evidence: Evidence | None = None
     passages: int = 3
     see_also: int = 3
     max_sentences: int = 3
 
     def candidates(self, question: str, retrieval: Retrieval, store: Store) -> list[Candidate]:
-        """Every read passage's proposal, in retrieval order."""
+        """Every read passage's proposals (see `_read_candidates`), in retrieval order."""
         hits = retrieval.hits[: self.passages]
         if self.reader is None:
             return [_closest_sentence(retrieval, store, hit, rank) for rank, hit in enumerate(hits)]
-        readings = self.reader.read(question, [context(store, h.passage) for h in hits])
-        yes_no = bool(_YES_NO.match(question))
-        return [
-            _read_candidate(retrieval, store, hit, rank, reading, yes_no)
-            for rank, (hit, reading) in enumerate(zip(hits, readings, strict=True))
-        ]
+        asked = as_question(question)
+        readings = self.reader.read(asked, [context(store, h.passage) for h in hits])
+        scores = self._evidence(asked, store, hits)
+        out = []
+        for rank, (hit, reading) in enumerate(zip(hits, readings, strict=True)):
+            out += _read_candidates(question, retrieval, store, hit, rank, reading, scores)
+        return out
+
+    def _evidence(self, question: str, store: Store, hits: Sequence[Hit]) -> dict[int, float]:
+        """The evidence model's score of every sentence of the read passages, from one batched pass (none
+        without an evidence model)."""
+        if self.evidence is None:
+            return {}
+        ids, pairs = sentence_pairs(store, [h.passage for h in hits])
+        return dict(zip(ids, self.evidence.scores(question, pairs).tolist(), strict=True))
 
     def answer(self, question: str, retrieval: Retrieval, store: Store, given: Sequence[str] = ()) -> Answer:
         """The best proposal if it is probable enough, else an abstention. In a conversation, a proposal that
@@ -80,7 +91,7 @@ class Answerer:
             probability, candidate = scored
             return probability >= self.min_confidence and not _repeats(candidate, given), probability
 
-        scored = [(self.calibrator.probability(c.features), c) for c in candidates]
+        scored = [(self._probability(c), c) for c in candidates]
         scored.sort(key=preference, reverse=True)
         confidence, best = scored[0]
         if confidence < self.min_confidence:
@@ -94,32 +105,81 @@ class Answerer:
                 chosen.append(candidate)
         return _compose(question, store, chosen, round(confidence, 4))
 
+    def _probability(self, candidate: Candidate) -> float:
+        """The calibrated probability that the proposal is right; none when it is about another edition or
+        version than the question names."""
+        return 0.0 if candidate.features.get("other_edition") else self.calibrator.probability(candidate.features)
+
+
+def sentence_pairs(store: Store, passages: Sequence[int]) -> tuple[list[int], list[tuple[str, str]]]:
+    """The sentences of the passages, each once, and what the evidence model reads of each: the sentence and the
+    one before it."""
+    ids = list(dict.fromkeys(s for p in passages for s in _sentence_ids(store, p)))
+    return ids, [(store.sentences[s].text, _before(store, s)) for s in ids]
+
 
 def context(store: Store, passage: int) -> Context:
     """A passage as the reader sees it: after the sentence that precedes it in its document."""
     p = store.passages[passage]
-    previous = store.sentences[p.first - 1] if p.first > 0 else None
-    before = previous.text if previous is not None and previous.document == p.document else ""
-    return Context(before, p.text)
+    return Context(_before(store, p.first), p.text)
 
 
-def _read_candidate(
-    retrieval: Retrieval, store: Store, hit: Hit, rank: int, reading: Reading, yes_no: bool
-) -> Candidate:
-    """The reader's span in one passage, with the sentences it lies in."""
+def _read_candidates(
+    question: str, retrieval: Retrieval, store: Store, hit: Hit, rank: int, reading: Reading, scores: dict[int, float]
+) -> list[Candidate]:
+    """One passage's proposals: for a question that asks for a span, the reader's span with the sentences it lies
+    in, and the passage's best-scored sentence where that is another; for any other question, that sentence alone."""
     p = store.passages[hit.passage]
-    sentences = tuple(
+    spanned = tuple(
         s for s, (start, end) in _sentence_spans(store, hit.passage) if start < reading.end and end > reading.start
     )
-    sentences = sentences or (_closest(retrieval, store, hit.passage),)
-    span = p.text[reading.start : reading.end]
-    short = None if yes_no else span.strip(" ,;:.") or None
-    features = _retrieval_features(retrieval, hit, rank, sentences) | {
-        "margin": reading.margin,
-        "null": reading.null_score,
-        "length": float(len(span.split())),
+    spanned = spanned or (_closest(retrieval, store, hit.passage),)
+    span = p.text[reading.start : reading.end].strip(" ,;:.")
+    reader_features = {"margin": reading.margin, "null": reading.null_score, "length": float(len(span.split()))}
+    asked = kind(question)
+    best = max(_sentence_ids(store, hit.passage), key=lambda s: scores.get(s, -np.inf)) if scores else spanned[0]
+    proposals: list[tuple[tuple[int, ...], str | None]] = []
+    if asked == "span":
+        proposals.append((spanned, span or None))
+    if asked != "span" or best not in spanned:
+        proposals.append((_with_neighbours(store, hit.passage, best, scores), None))
+    return [
+        Candidate(
+            hit,
+            sentences,
+            short,
+            _retrieval_features(retrieval, hit, rank, sentences)
+            | reader_features
+            | _evidence_features(question, store, sentences, scores)
+            | {"evidence_kind": float(short is None), "yes_no": float(asked == "yes_no")},
+        )
+        for sentences, short in proposals
+    ]
+
+
+def _evidence_features(
+    question: str, store: Store, sentences: tuple[int, ...], scores: dict[int, float]
+) -> dict[str, float]:
+    """How well the quoted sentences (with the one before them and the document's title) hold the question: the
+    evidence model's score, the share of its content words they hold, and how many of its numbers they miss."""
+    first = store.sentences[sentences[0]]
+    said = " ".join(
+        [store.documents[first.document].title, _before(store, sentences[0])]
+        + [store.sentences[s].text for s in sentences]
+    )
+    return {
+        "evidence": max((scores[s] for s in sentences if s in scores), default=0.0),
+        "coverage": coverage(question, said),
+        "unmatched": unmatched_numbers(question, said),
+        "other_edition": float(other_edition(question, said)),
     }
-    return Candidate(hit, sentences, short, features)
+
+
+def _with_neighbours(store: Store, passage: int, best: int, scores: dict[int, float]) -> tuple[int, ...]:
+    """The best-scored sentence, with the sentences right before and after it in the passage that the evidence
+    model also judges to answer (a list announced in one sentence and given in the next)."""
+    ids = _sentence_ids(store, passage)
+    return tuple(s for s in (best - 1, best, best + 1) if s == best or (s in ids and scores.get(s, -1.0) > 0))
 
 
 def _closest_sentence(retrieval: Retrieval, store: Store, hit: Hit, rank: int) -> Candidate:
@@ -146,6 +206,12 @@ def _closest(retrieval: Retrieval, store: Store, passage: int) -> int:
 
 def _sentence_ids(store: Store, passage: int) -> range:
     return store.passages[passage].sentence_ids
+
+
+def _before(store: Store, sentence: int) -> str:
+    """The sentence before this one in its document ("" for a document's first)."""
+    previous = store.sentences[sentence - 1] if sentence > 0 else None
+    return previous.text if previous is not None and previous.document == store.sentences[sentence].document else ""
 
 
 def _sentence_spans(store: Store, passage: int) -> list[tuple[int, tuple[int, int]]]:

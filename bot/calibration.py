@@ -1,19 +1,41 @@
-"""The calibrator: a small logistic model that turns a candidate answer's evidence (the reader's scores and the
-retrieval signals) into the probability that the answer is right.
+"""The calibrator: a small logistic model that turns a candidate answer's evidence (the reader's and the evidence
+model's scores and the retrieval signals) into the probability that the answer is right.
 
-It is fitted by `training/calibrate_reader.py` on SQuAD articles held out of the reader's training, and ships
-beside the reader's weights with the abstention threshold chosen on those articles.
+It is fitted by `training/calibrate_reader.py` on data held out of both models' training (SQuAD articles and
+BoolQ's calibration part), and ships beside the reader's weights with the abstention threshold chosen there. One
+calibrator per answerer: "evidence" (reader and evidence model), "reader" (reader alone), "retrieval" (neither).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 CALIBRATION = "calibration.json"
+BUNDLED_READER_DIR = Path(__file__).parent / "reader_model"
+# The evidence each answerer's proposals carry (bot.answer), in the calibrator's column order.
+FEATURES = {
+    "evidence": (
+        "margin",
+        "null",
+        "sentence",
+        "rank",
+        "length",
+        "evidence",
+        "coverage",
+        "unmatched",
+        "evidence_kind",
+        "yes_no",
+    ),
+    "reader": ("margin", "null", "sentence", "rank", "length"),
+    "retrieval": ("dense", "sentence", "rank"),
+}
+
+log = logging.getLogger(__name__)
 
 
 class CalibrationError(Exception):
@@ -53,6 +75,28 @@ class Calibrator:
             float(data["bias"]),
             float(data["threshold"]),
         )
+
+
+def answerer_kind(reader: bool, evidence: bool) -> str:
+    """Which calibrator fits an answerer with (or without) a reader and an evidence model."""
+    if not reader:
+        return "retrieval"
+    return "evidence" if evidence else "reader"
+
+
+def calibrator_for(reader_folder: Path | None, kind: str) -> Calibrator:
+    """A custom reader's own calibration when its folder has one, else the bundled one (with a warning for a
+    custom reader: its probabilities are then only approximate)."""
+    if reader_folder is not None and (reader_folder / CALIBRATION).exists():
+        return load_calibrator(reader_folder, kind)
+    if reader_folder is not None:
+        log.warning(
+            "reader %s has no calibration.json: using the bundled reader's calibration; run "
+            "`python training/calibrate_reader.py --reader %s` to fit its own",
+            reader_folder,
+            reader_folder,
+        )
+    return load_calibrator(BUNDLED_READER_DIR, kind)
 
 
 def load_calibrator(folder: Path, kind: str) -> Calibrator:

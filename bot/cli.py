@@ -191,7 +191,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def answer_json(answer: Answer) -> dict:
-    """The `--json` shape: question, answer, short_answer, abstained, citations, see_also, confidence, timings_ms."""
+    """The `--json` shape: question, answer, short_answer, abstained, citations, see_also, confidence, timings_ms,
+    answer_type."""
     data = answer.to_json()
     return {"question": data.pop("question"), "answer": data.pop("text"), **data}
 

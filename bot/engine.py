@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.answer import Answerer, Candidate
-from bot.calibration import CALIBRATION, CalibrationError, Calibrator, load_calibrator
+from bot.calibration import CalibrationError, answerer_kind, calibrator_for
+from bot.evidence import EVIDENCE_DIR, Evidence
 from bot.history import Turn, follow_up_query, given_answers
-from bot.reader import BUNDLED, BUNDLED_DIR, NONE, Reader
+from bot.reader import BUNDLED, NONE, Reader
 from bot.replies import Answer, Change, Sources
 from bot.settings import BUNDLED_CORPUS, Settings, SettingsError
 from index import vectors
@@ -286,34 +287,23 @@ class Engine:
 
 
 def configured_answerer(settings: Settings) -> Answerer:
-    """The reader READER_MODEL names (or none) with the calibrator fitted for it."""
+    """The reader READER_MODEL and the evidence model EVIDENCE_MODEL name (or none), with the calibrator fitted
+    for them."""
     reader = None if settings.reader_model == NONE else Reader.load(settings.reader_model, settings.reader_precision)
-    calibrator = _calibrator(settings.reader_model)
+    evidence = None
+    if reader is not None and settings.evidence_model != NONE:
+        folder = EVIDENCE_DIR if settings.evidence_model == BUNDLED else Path(settings.evidence_model)
+        evidence = Evidence.load(folder, bf16=reader.bf16)
+    custom = None if settings.reader_model in (BUNDLED, NONE) else Path(settings.reader_model)
+    calibrator = calibrator_for(custom, answerer_kind(reader is not None, evidence is not None))
     return Answerer(
         reader,
         calibrator,
         calibrator.threshold if settings.min_confidence is None else settings.min_confidence,
+        evidence=evidence,
         passages=settings.reader_passages,
         see_also=settings.top_k,
     )
-
-
-def _calibrator(reader_model: str) -> Calibrator:
-    """A custom reader's own calibration when its folder has one, else the bundled reader's (with a warning: its
-    probabilities are only approximate for another model)."""
-    if reader_model == NONE:
-        return load_calibrator(BUNDLED_DIR, "retrieval")
-    own = Path(reader_model)
-    if reader_model != BUNDLED and (own / CALIBRATION).exists():
-        return load_calibrator(own, "reader")
-    if reader_model != BUNDLED:
-        log.warning(
-            "reader %s has no calibration.json: using the bundled reader's calibration; run "
-            "`python training/calibrate_reader.py --reader %s` to fit its own",
-            reader_model,
-            reader_model,
-        )
-    return load_calibrator(BUNDLED_DIR, "reader")
 
 
 def build_index(settings: Settings, force: bool = False) -> BuildReport:

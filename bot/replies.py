@@ -48,8 +48,16 @@ class Answer:
     confidence: float = 0.0
     timings_ms: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def answer_type(self) -> str:
+        """ "span" (a short answer, then the sentence it comes from), "evidence" (the sentences that settle the
+        question, with no short answer) or "abstained"."""
+        if self.abstained:
+            return "abstained"
+        return "span" if self.short_answer is not None else "evidence"
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self) | {"answer_type": self.answer_type}
 
 
 @dataclass(frozen=True)

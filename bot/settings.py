@@ -1,6 +1,6 @@
 """All configuration, read once from the environment and `.env`, validated with clear messages.
 
-Every variable is documented in `.env.example` and in the README's table.
+Every variable is documented in `.env.example` and in docs/configuration.md.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     reader_model: str = "bundled"
     reader_passages: int = Field(3, ge=1, le=10)
     reader_precision: Literal["auto", "bf16", "fp32"] = "auto"
+    evidence_model: str = "bundled"
     min_confidence: float | None = Field(None, ge=0, le=1)
     max_question_chars: int = Field(500, ge=10)
 

@@ -100,10 +100,11 @@ def test_a_folder_written_by_the_training_script_can_be_configured(
 ) -> None:
     folder = Path(shutil.copytree(BUNDLED_DIR, tmp_path / "trained"))  # what `train_reader.py --out` writes
     calibration = json.loads((folder / CALIBRATION).read_text(encoding="utf-8"))
-    calibration["reader"]["threshold"] = 0.999
+    for kind in calibration:
+        calibration[kind]["threshold"] = 0.999
     (folder / CALIBRATION).write_text(json.dumps(calibration), encoding="utf-8")
     custom = settings.model_copy(update={"reader_model": str(folder), "min_confidence": None})
-    with caplog.at_level(logging.WARNING, logger="bot.engine"):
+    with caplog.at_level(logging.WARNING, logger="bot.calibration"):
         engine = Engine(custom, embedder)
     assert engine.ask(SECRETARIAT).abstained, "the folder's own calibrated threshold applies"
     assert "no calibration.json" not in caplog.text

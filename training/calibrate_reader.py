@@ -1,12 +1,15 @@
-"""Fit the calibrators and choose the abstention threshold on the SQuAD articles held out of the reader's
-training, end to end through the engine (retrieval included).
-
-Every held-out question is asked through the engine over a corpus of its own article (the bot serves an
-article); each proposal the answerer weighs (one per passage read) becomes a row of evidence, labelled right
-when the sentences it quotes hold a gold answer. A logistic model is fitted per answerer ("reader" and, for
-READER_MODEL=none, "retrieval"). The figures printed are out of fold: each article is scored by a model fitted
-on the others. The threshold is the highest probability at which at least `--target` of the answerable
-questions are still answered, out of fold; the shipped models are then fitted on all held-out articles. Usage:
+"""Fit the calibrators and choose the abstention threshold end to end through the engine (retrieval included), on
+data held out of the reader's and the evidence model's training:
+- the SQuAD articles held out of the reader's training, each asked over a corpus of its own article (the bot
+  serves an article); a proposal is right when the sentences it quotes hold a gold answer;
+- BoolQ's calibration part (training/boolq.py): yes/no questions as people type them, asked over a corpus of half
+  of their paragraphs, so that the other half are questions the corpus does not answer; a proposal is right when
+  it quotes the question's own paragraph.
+Each proposal the answerer weighs becomes a row of evidence; a logistic model is fitted per answerer ("evidence",
+"reader" and, for READER_MODEL=none, "retrieval"). The figures printed are out of fold: each article (BoolQ
+counting as two) is scored by a model fitted on the others. The threshold is the highest probability at which at
+least `--target` of all answerable questions are still answered, out of fold; the shipped models are then fitted
+on everything. Usage:
 
     python training/calibrate_reader.py [--reader bundled|PATH] [--target 0.9]
 """
@@ -25,38 +28,65 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.answer import Answerer
-from bot.calibration import CALIBRATION, Calibrator
+from bot.answer import Answerer, Candidate
+from bot.calibration import CALIBRATION, FEATURES, Calibrator
 from bot.engine import Engine
+from bot.evidence import Evidence
 from bot.reader import BUNDLED, BUNDLED_DIR, CARD, Reader
 from bot.settings import load_settings
 from index.embedder import Embedder
+from index.store import Store
+from training import boolq
 from training.squad import TRAIN_DATA, contains_answer, f1, load_articles, questions, roc_auc, write_corpus
 
-# Only evidence whose scale does not depend on the corpus's size: the fused retrieval score is a z-score over the
-# candidates, so it shifts between an article of 12 passages and one of 80 (and measured no better without it).
-FEATURES = {
-    "reader": ("margin", "null", "sentence", "rank", "length"),
-    "retrieval": ("dense", "sentence", "rank"),
-}
+# FEATURES holds only evidence whose scale does not depend on the corpus's size: the fused retrieval score is a
+# z-score over the candidates, so it shifts between an article of 12 passages and one of 80.
 UNFITTED = Calibrator((), (), (), (), 0.0, 0.0)  # proposals are collected before any calibrator exists
 
 
 def collect(engine: Engine, rows: list[dict], features: tuple[str, ...]) -> list[dict]:
-    """Per question: its proposals' feature rows, whether each quotes a gold answer, and their short answers."""
+    """Per question: its proposals' feature rows, whether each is right, and their short answers."""
     out = []
     for row in rows:
         candidates = engine.candidates(row["question"])
-        quotes = [" ".join(engine.store.sentences[s].text for s in c.sentences) for c in candidates]
         out.append(
             row
             | {
-                "x": np.array([[c.features[f] for f in features] for c in candidates]),
-                "right": np.array([not row["impossible"] and contains_answer(q, row["answers"]) for q in quotes]),
+                "x": np.array([[c.features[f] for f in features] for c in candidates]).reshape(-1, len(features)),
+                "right": np.array([is_right(row, engine.store, c) for c in candidates], dtype=bool),
                 "short": [c.short_answer for c in candidates],
             }
         )
     return out
+
+
+def is_right(row: dict, store: Store, candidate: Candidate) -> bool:
+    """A SQuAD proposal is right when its quoted sentences hold a gold answer; a BoolQ one (no answer text) when it
+    quotes the question's own paragraph."""
+    if row["impossible"]:
+        return False
+    if row["answers"]:
+        return contains_answer(" ".join(store.sentences[s].text for s in candidate.sentences), row["answers"])
+    passage = store.passages[candidate.hit.passage]
+    return (passage.document, passage.paragraph) == (row["document"], row["paragraph"])
+
+
+def boolq_rows(rows: list[dict], folder: Path) -> list[dict]:
+    """BoolQ's calibration questions over a corpus of half their paragraphs (written to `folder`): the questions
+    whose paragraph was left out are ones the corpus does not answer."""
+    kept = [row for row in rows if boolq.bucket(row["passage"]) % 2 == 0]
+    places = dict(zip((row["passage"] for row in kept), boolq.write_corpus(kept, folder), strict=True))
+    return [
+        {
+            "question": row["question"],
+            "article": f"BoolQ {i % 2}",
+            "document": places.get(row["passage"], ("", 0))[0],
+            "paragraph": places.get(row["passage"], ("", 0))[1],
+            "answers": [],
+            "impossible": row["passage"] not in places,
+        }
+        for i, row in enumerate(rows)
+    ]
 
 
 def fit(x: np.ndarray, y: np.ndarray, features: tuple[str, ...], l2: float = 1.0) -> Calibrator:
@@ -134,22 +164,37 @@ def main() -> None:
     args = parser.parse_args()
 
     folder = BUNDLED_DIR if args.reader == BUNDLED else Path(args.reader)
-    card = json.loads((BUNDLED_DIR / CARD).read_text(encoding="utf-8"))
+    card = json.loads((folder / CARD if (folder / CARD).exists() else BUNDLED_DIR / CARD).read_text("utf-8"))
     held_out = [a for a in load_articles(args.data) if a["title"] in card["training"]["held_out"]]
     rows = [
         r for _, group in groupby(questions(held_out), key=lambda r: r["article"]) for r in list(group)[: args.limit]
     ]
-    print(f"calibrating on {', '.join(a['title'] for a in held_out)}: {len(rows)} questions", flush=True)
     embedder = Embedder().load()
-    readers = {"reader": Reader.load(args.reader), "retrieval": None}
-    data: dict[str, list[dict]] = {kind: [] for kind in readers}
-    for article in held_out:  # each article its own corpus, as the bot is deployed on an article
-        with tempfile.TemporaryDirectory() as tmp:
-            write_corpus([article], Path(tmp) / "corpus")
-            settings = load_settings(corpus_dir=Path(tmp) / "corpus", index_dir=Path(tmp) / "index", _env_file=None)
+    reader = Reader.load(args.reader)
+    answerers = {
+        "evidence": Answerer(reader, UNFITTED, 0.0, evidence=Evidence.load(bf16=reader.bf16), passages=args.passages),
+        "reader": Answerer(reader, UNFITTED, 0.0, passages=args.passages),
+        "retrieval": Answerer(None, UNFITTED, 0.0, passages=args.passages),
+    }
+    data: dict[str, list[dict]] = {kind: [] for kind in answerers}
+    with tempfile.TemporaryDirectory() as tmp:
+        corpora = []
+        for n, article in enumerate(held_out):  # each article its own corpus, as the bot is deployed on an article
+            write_corpus([article], Path(tmp) / f"corpus{n}")
             asked = [r | {"document": "000.txt"} for r in rows if r["article"] == article["title"]]
-            for kind, reader in readers.items():
-                engine = Engine(settings, embedder, Answerer(reader, UNFITTED, 0.0, passages=args.passages))
+            corpora.append((Path(tmp) / f"corpus{n}", asked))
+        corpora.append(
+            (Path(tmp) / "boolq", boolq_rows(boolq.load_part("calibration")[: args.limit], Path(tmp) / "boolq"))
+        )
+        print(
+            f"calibrating on {', '.join(a['title'] for a in held_out)} and BoolQ: "
+            f"{sum(len(asked) for _, asked in corpora)} questions",
+            flush=True,
+        )
+        for n, (corpus, asked) in enumerate(corpora):
+            settings = load_settings(corpus_dir=corpus, index_dir=Path(tmp) / f"index{n}", _env_file=None)
+            for kind, answerer in answerers.items():
+                engine = Engine(settings, embedder, answerer)
                 data[kind] += collect(engine, asked, FEATURES[kind])
     if args.dump:
         with args.dump.open("wb") as handle:
@@ -158,18 +203,31 @@ def main() -> None:
     for kind, collected in data.items():
         decisions = out_of_fold(collected, FEATURES[kind])
         threshold = threshold_for(decisions, collected, args.target)
-        held_out_figures = report(decisions, collected, threshold)
+        figures = {source: report(*subset(decisions, collected, pick), threshold) for source, pick in SOURCES.items()}
         x, y = np.vstack([q["x"] for q in collected]), np.concatenate([q["right"] for q in collected])
         calibration[kind] = fit(x, y, FEATURES[kind]).to_json() | {
             "threshold": round(threshold, 4),
             "target_answered": args.target,
             "passages": args.passages,
-            "held_out_articles": [a["title"] for a in held_out],
-            "out_of_fold": held_out_figures,
+            "held_out_articles": [a["title"] for a in held_out] + ["BoolQ calibration part"],
+            "out_of_fold": figures,
         }
-        print(f"{kind}: threshold {threshold:.3f}; out of fold: {json.dumps(held_out_figures)}", flush=True)
+        print(f"{kind}: threshold {threshold:.3f}; out of fold: {json.dumps(figures)}", flush=True)
     (folder / CALIBRATION).write_text(json.dumps(calibration, indent=2) + "\n", encoding="utf-8")
     print(f"written {folder / CALIBRATION}")
+
+
+def subset(decisions: list, collected: list[dict], pick) -> tuple[list, list[dict]]:
+    """The decisions and questions of one source."""
+    chosen = [i for i, q in enumerate(collected) if pick(q)]
+    return [decisions[i] for i in chosen], [collected[i] for i in chosen]
+
+
+SOURCES = {
+    "all": lambda q: True,
+    "squad": lambda q: not q["article"].startswith("BoolQ"),
+    "boolq": lambda q: q["article"].startswith("BoolQ"),
+}
 
 
 if __name__ == "__main__":
