@@ -25,21 +25,12 @@ from bot.history import Turn
 from bot.replies import Answer
 from bot.settings import load_settings
 from index.embedder import Embedder
+from training.cases import is_right
 
 CONVERSATIONS = ROOT / "tests" / "conversations.yaml"
 CORPORA = {"wego": None, "rowing": ROOT / "tests" / "articles" / "rowing"}
 RESULTS = Path(__file__).resolve().parent / "results" / "conversations.json"
 KINDS = ("first", "follow_up", "new_topic")
-
-
-def right(case: dict, answer: Answer) -> bool:
-    """The turn's fact quoted and its paragraph cited first; or an abstention where the article is silent."""
-    if case.get("abstain"):
-        return answer.abstained
-    facts = case["fact"] if isinstance(case["fact"], list) else [case["fact"]]
-    text = answer.text.lower()
-    cited = answer.citations[0].paragraph if answer.citations else None
-    return not answer.abstained and any(f.lower() in text for f in facts) and cited in case["paragraphs"]
 
 
 def kind(position: int, case: dict) -> str:
@@ -51,7 +42,7 @@ def replay(engine: Engine, turns: list[dict], history: bool) -> list[bool]:
     answers: list[Answer] = []
     for case in turns:
         answers.append(engine.ask(case["question"], [Turn.of(a) for a in answers] if history else ()))
-    return [right(case, answer) for case, answer in zip(turns, answers, strict=True)]
+    return [is_right(case, answer) for case, answer in zip(turns, answers, strict=True)]
 
 
 def main() -> None:

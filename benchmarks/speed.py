@@ -1,9 +1,9 @@
 """Speed, as ratios to the floor measured in the same run on the same machine.
 
 - warm answer latency vs one `model.encode` of the question + one FAISS search + one reader forward pass over
-  the passages the answerer reads;
+  the passages the answerer reads + one evidence-model pass over their sentences;
 - cold start (process start → first answer) vs importing sentence-transformers and FAISS and loading the
-  embedding model and the reader;
+  embedding model, the reader and the evidence model;
 - build throughput (texts embedded per second by a build) vs one `model.encode` call on the same texts;
 - peak memory of a serving process;
 - scale (benchmarks/scale.py): exact and approximate FAISS indexes at 10k–1M vectors.
@@ -29,8 +29,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.answer import context
+from bot.answer import context, sentence_pairs
 from bot.engine import Engine
+from bot.evidence import EVIDENCE_DIR
+from bot.evidence import WEIGHTS as EVIDENCE_WEIGHTS
 from bot.reader import BUNDLED_DIR, WEIGHTS
 from bot.settings import load_settings
 from index.build import build
@@ -50,20 +52,25 @@ def squad_questions(path: Path) -> list[str]:
 
 def warm_latency(engine: Engine, questions: list[str]) -> dict:
     """Per-question latency of `engine.ask` next to the floor: encode + one search of the same index + one reader
-    pass over the passages `ask` reads for that question."""
-    store, model, reader = engine.store, engine.embedder.model, engine.answerer.reader
+    pass over the passages `ask` reads for that question + one evidence pass over their sentences."""
+    store, model = engine.store, engine.embedder.model
+    reader, evidence = engine.answerer.reader, engine.answerer.evidence
     engine.ask(questions[0])
     answer_ms, floor_ms = [], []
     for q in questions:
         started = time.perf_counter()
         engine.ask(q)
         answer_ms.append((time.perf_counter() - started) * 1000)
-        contexts = [context(store, c.hit.passage) for c in engine.candidates(q)]  # what `ask` reads
+        passages = list(dict.fromkeys(c.hit.passage for c in engine.candidates(q)))  # what `ask` reads
+        contexts = [context(store, p) for p in passages]
+        _, pairs = sentence_pairs(store, passages)
         started = time.perf_counter()
         vector = model.encode([q], normalize_embeddings=True, convert_to_numpy=True)
         store.vectors.search(vector, min(100, store.vectors.ntotal))
         if reader is not None:
             reader.read(q, contexts)
+        if evidence is not None:
+            evidence.scores(q, pairs)
         floor_ms.append((time.perf_counter() - started) * 1000)
     p50, p95 = np.percentile(answer_ms, [50, 95])
     f50, f95 = np.percentile(floor_ms, [50, 95])
@@ -79,14 +86,16 @@ def warm_latency(engine: Engine, questions: list[str]) -> dict:
 
 
 def cold_start(env: dict[str, str], repeats: int) -> dict:
-    """Best-of-N wall time of `articlebot ask` (index already built) vs import + loading both models (the
-    embedder; the reader's base, its trained tensors and tokenizer) in a fresh process."""
+    """Best-of-N wall time of `articlebot ask` (index already built) vs import + loading the models (the embedder;
+    the reader's and the evidence model's base, their trained tensors and tokenizer) in a fresh process."""
     base = model_location("all-MiniLM-L6-v2")
     floor_code = (
         "import sentence_transformers, faiss, transformers, safetensors.torch; "
         f"sentence_transformers.SentenceTransformer({base!r}, device='cpu'); "
         f"m = transformers.AutoModelForQuestionAnswering.from_pretrained({base!r}); "
         f"m.load_state_dict(safetensors.torch.load_file({str(BUNDLED_DIR / WEIGHTS)!r}), strict=False); "
+        f"e = transformers.AutoModelForSequenceClassification.from_pretrained({base!r}, num_labels=1); "
+        f"e.load_state_dict(safetensors.torch.load_file({str(EVIDENCE_DIR / EVIDENCE_WEIGHTS)!r}), strict=False); "
         f"transformers.AutoTokenizer.from_pretrained({base!r})"
     )
     ask = [str(ARTICLEBOT), "ask", "Who heads WeGO's secretariat?"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import shutil
 import threading
 import warnings
@@ -26,6 +27,27 @@ ROWING = Path(__file__).parent / "articles" / "rowing"
 StartBot = Callable[..., Awaitable[commands.Bot]]
 HANDLER_TASKS = ("discord.py: on_", "CommandTree-invoker")  # discord.py's names for event and command handlers
 HANDLERS_SECONDS = 10.0
+
+
+# The one setting the suite takes from the caller: the suite is meant to pass in either precision.
+PRECISION = "reader_precision"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite owns its settings: every variable the project reads is cleared (but READER_PRECISION), so that
+    what a user exported (LOG_QUESTIONS=false, DISCORD_TOKEN, THREADS …) never changes an outcome."""
+    for name in Settings.model_fields:
+        if name != PRECISION:
+            os.environ.pop(name.upper(), None)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Which precision the reader runs in here: answers near the threshold may differ between fp32 and bf16."""
+    from bot.reader import bf16_pays
+
+    chosen = os.environ.get(PRECISION.upper(), "auto")
+    running = chosen if chosen != "auto" else "bf16" if bf16_pays() else "fp32"
+    return f"reader precision: {running} (READER_PRECISION={chosen})"
 
 
 @pytest.fixture(scope="session")

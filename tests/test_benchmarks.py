@@ -172,5 +172,6 @@ def test_conversation_benchmark_compares_history_with_none(tmp_path: Path) -> No
     results = json.loads(out.read_text())
     with_history, alone = results["with history"], results["without history"]
     assert results["conversations"] >= 15 and with_history["turns"] == alone["turns"]
-    assert with_history["follow_up"] > alone["follow_up"] and with_history["new_topic"] == alone["new_topic"]
+    # History may help a change of topic (an answer already given yields to a new one) but must not hurt it.
+    assert with_history["follow_up"] > alone["follow_up"] and with_history["new_topic"] >= alone["new_topic"]
     assert "with history" in run.stdout and "follow_up" in run.stdout

@@ -82,17 +82,17 @@ def test_chat_and_run_without_token(env: dict[str, str]) -> None:
 
 
 def test_chat_json_is_a_conversation_of_json_lines(env: dict[str, str]) -> None:
-    turns = "What is Park Jung-sook's job?\nIn which city is her office?\n\nWhat is the capital of France?\n"
+    turns = "Who heads WeGO's secretariat?\nIn which city is her office?\n\nWhat is the capital of France?\n"
     run = articlebot(env, "chat", "--json", stdin=turns)
     lines = [json.loads(line) for line in run.stdout.splitlines()]
     assert run.returncode == 0 and len(lines) == 4
-    assert "Secretary-General" in lines[0]["answer"] and lines[0]["question"] == "What is Park Jung-sook's job?"
+    assert "Secretary-General" in lines[0]["answer"] and lines[0]["question"] == "Who heads WeGO's secretariat?"
     assert lines[1]["short_answer"] == "Seoul" and lines[1]["citations"][0]["paragraph"] == 11
     assert "error" in lines[2] and lines[3]["abstained"] is True
 
 
 def test_chat_without_history_answers_each_question_alone(env: dict[str, str]) -> None:
-    turns = "What is Park Jung-sook's job?\nIn which city is her office?\n"
+    turns = "Who heads WeGO's secretariat?\nIn which city is her office?\n"
     lines = articlebot({**env, "HISTORY_TURNS": "0"}, "chat", "--json", stdin=turns).stdout.splitlines()
     assert json.loads(lines[1])["abstained"] is True
 

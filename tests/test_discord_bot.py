@@ -437,7 +437,7 @@ async def test_a_long_question_names_its_thread_within_discords_limit(
 async def test_without_threads_a_reply_to_an_answer_follows_it_up(emu: DiscordEmulator, start_bot: StartBot) -> None:
     user = emu.add_member("quinn")
     await start_bot(threads=False)
-    first = await ask_by_mention(emu, user, "What is Park Jung-sook's job?")
+    first = await ask_by_mention(emu, user, "Who heads WeGO's secretariat?")
     follow_up = await emu.send_message(user, "In which city is her office?", reply_to=int(first.response["id"]))
     [reply] = await emu.wait_for(lambda: emu.replies_to(follow_up), timeout=30)
     assert_cited_answer(reply.body["embeds"][0], "Seoul", 11)
@@ -450,7 +450,7 @@ async def test_a_dm_channel_is_one_conversation(emu: DiscordEmulator, start_bot:
     user = emu.add_member("ruth")
     await start_bot(allow_dms=True)
     replies = []
-    for question in ("What is Park Jung-sook's job?", "In which city is her office?"):
+    for question in ("Who heads WeGO's secretariat?", "In which city is her office?"):
         message = await emu.send_message(user, question, dm=True)
         [reply] = await emu.wait_for(lambda m=message: emu.replies_to(m), timeout=30)
         replies.append(reply.body["embeds"][0])
@@ -571,7 +571,7 @@ async def test_a_thread_conversation_and_a_down_vote_show_in_the_terminal_stats(
 async def test_slash_ask_starts_a_thread_on_its_answer(emu: DiscordEmulator, start_bot: StartBot) -> None:
     user = emu.add_member("yara")
     await start_bot()
-    interaction = await emu.send_slash_command(user, "ask", {"question": "What is Park Jung-sook's job?"})
+    interaction = await emu.send_slash_command(user, "ask", {"question": "Who heads WeGO's secretariat?"})
     await emu.wait_for_responses(interaction.id, 2, timeout=60)
     [answer] = emu.interaction_messages(interaction.id)
     thread = await emu.wait_for(lambda: emu.threads.get(int(answer["id"])), timeout=10)  # started once it is sent
@@ -584,7 +584,7 @@ async def test_without_permission_to_start_threads_replies_follow_up(emu: Discor
     emu.roles[emu.guild_id].permissions &= ~discord.Permissions(create_public_threads=True).value
     user = emu.add_member("zoe")
     await start_bot()
-    first = await ask_by_mention(emu, user, "What is Park Jung-sook's job?")
+    first = await ask_by_mention(emu, user, "Who heads WeGO's secretariat?")
     follow_up = await emu.send_message(user, "In which city is her office?", reply_to=int(first.response["id"]))
     [reply] = await emu.wait_for(lambda: emu.replies_to(follow_up), timeout=30)
     assert_cited_answer(reply.body["embeds"][0], "Seoul", 11)
@@ -598,7 +598,7 @@ async def test_a_reply_that_overtakes_its_answers_send_still_follows_it_up(
     emu.response_delays[("POST", "/channels/{channel_id}/messages")] = 2.0  # shown before the bot hears it was sent
     user = emu.add_member("uma")
     await start_bot()
-    question = await emu.send_message(user, "What is Park Jung-sook's job?", mention_bot=True)
+    question = await emu.send_message(user, "Who heads WeGO's secretariat?", mention_bot=True)
     [first] = await emu.wait_for(lambda: emu.replies_to(question), timeout=30)
     emu.response_delays.clear()  # the first answer's response is still held
     follow_up = await emu.send_message(user, "In which city is her office?", reply_to=int(first.response["id"]))
