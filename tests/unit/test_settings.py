@@ -12,12 +12,12 @@ ROOT = Path(__file__).parents[2]
 ENV_EXAMPLE = ROOT / ".env.example"
 
 
-def test_every_setting_is_in_env_example_and_the_readme_with_its_default() -> None:
+def test_every_setting_is_in_env_example_and_the_configuration_doc_with_its_default() -> None:
     names = {name.upper() for name in Settings.model_fields}
     lines = ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
     assert {line.split("=", 1)[0] for line in lines if line and not line.startswith("#")} == names
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert [name for name in sorted(names) if f"`{name}`" not in readme] == []
+    configuration = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert [name for name in sorted(names) if f"`{name}`" not in configuration] == []
     assert load_settings(_env_file=ENV_EXAMPLE) == load_settings(_env_file=None), "the example shows the defaults"
 
 
