@@ -22,7 +22,7 @@ import numpy as np
 
 from bot.calibration import Calibrator
 from bot.evidence import Evidence
-from bot.question import as_question, coverage, kind, other_edition, unmatched_numbers
+from bot.question import Kind, as_question, coverage, kind, other_edition, unmatched_numbers
 from bot.reader import Context, Reader, Reading
 from bot.replies import Answer, Citation
 from index.retrieval import Hit, Retrieval
@@ -63,12 +63,12 @@ class Answerer:
         hits = retrieval.hits[: self.passages]
         if self.reader is None:
             return [_closest_sentence(retrieval, store, hit, rank) for rank, hit in enumerate(hits)]
-        asked = as_question(question)
+        asked, question_kind = as_question(question), kind(question)
         readings = self.reader.read(asked, [context(store, h.passage) for h in hits])
         scores = self._evidence(asked, store, hits)
         out = []
         for rank, (hit, reading) in enumerate(zip(hits, readings, strict=True)):
-            out += _read_candidates(question, retrieval, store, hit, rank, reading, scores)
+            out += _read_candidates(question, question_kind, retrieval, store, hit, rank, reading, scores)
         return out
 
     def _evidence(self, question: str, store: Store, hits: Sequence[Hit]) -> dict[int, float]:
@@ -125,7 +125,14 @@ def context(store: Store, passage: int) -> Context:
 
 
 def _read_candidates(
-    question: str, retrieval: Retrieval, store: Store, hit: Hit, rank: int, reading: Reading, scores: dict[int, float]
+    question: str,
+    asked: Kind,
+    retrieval: Retrieval,
+    store: Store,
+    hit: Hit,
+    rank: int,
+    reading: Reading,
+    scores: dict[int, float],
 ) -> list[Candidate]:
     """One passage's proposals: for a question that asks for a span, the reader's span with the sentences it lies
     in, and the passage's best-scored sentence where that is another; for any other question, that sentence alone."""
@@ -136,7 +143,6 @@ def _read_candidates(
     spanned = spanned or (_closest(retrieval, store, hit.passage),)
     span = p.text[reading.start : reading.end].strip(" ,;:.")
     reader_features = {"margin": reading.margin, "null": reading.null_score, "length": float(len(span.split()))}
-    asked = kind(question)
     best = max(_sentence_ids(store, hit.passage), key=lambda s: scores.get(s, -np.inf)) if scores else spanned[0]
     proposals: list[tuple[tuple[int, ...], str | None]] = []
     if asked == "span":

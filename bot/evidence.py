@@ -2,8 +2,9 @@
 
 A cross-encoder (all-MiniLM-L6-v2 fine-tuned by `training/train_evidence.py` on SQuAD 2.0 sentences and BoolQ
 paragraphs) scores each candidate sentence against the question. It sees what the span reader cannot weigh: that
-"The museum is closed on Mondays." settles "Does the museum open on Mondays?", that a clause answers "What was on
-the agenda?", and that a sentence about this year's venue does not answer a question about next year's.
+"The museum is closed on Mondays." settles "Does the museum open on Mondays?" and that a clause answers "Why …?".
+What it does not yet tell apart (a sentence about this year's venue against a question about next year's; a
+sentence naming another place against "was it held in …?") is measured in docs/benchmarks.md.
 """
 
 from __future__ import annotations
