@@ -1,10 +1,12 @@
 """The question log: every question, its answer or abstention, and the votes on it, in SQLite.
 
 One file (DATABASE_URL, default `data/articlebot.db`) in WAL mode, so the Discord bot and a terminal `stats` can
-read and write it at once. The schema is versioned with SQLite's `user_version` and migrated on open by the
-numbered steps in MIGRATIONS (append a step, never edit one). User ids are stored only as a keyed hash
-(LOG_SALT); the only message text stored is the question. A broken database never stops answering: each failure
-is logged and the bot goes on without the log.
+read and write it at once; it and the salt are created readable by their owner only. The schema is versioned
+with SQLite's `user_version` and migrated on open by the numbered steps in MIGRATIONS (append a step, never edit
+one). User ids are stored only as a keyed hash (LOG_SALT); the only message text stored is the question and the
+voters' comments. Rows older than LOG_RETENTION_DAYS are deleted when the log is opened and by `expire` (the bot
+calls it daily). A broken database never stops answering: each failure is logged and the bot goes on without
+the log.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import secrets
 import sqlite3
 import statistics
+import tempfile
 import threading
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +36,8 @@ log = logging.getLogger(__name__)
 SQLITE_PREFIX = "sqlite:///"
 SALT_FILE = "log-salt"
 GAPS = 10
+COMMENT_CHARS = 300  # the "What was wrong?" box's limit, enforced again when a comment is stored
+PRIVATE = 0o600  # the database and the salt: readable by the bot's user only
 
 # Schema steps: MIGRATIONS[n] takes a database from version n to n + 1.
 MIGRATIONS = (
@@ -91,6 +98,20 @@ def open_log(settings: Settings) -> QuestionLog | None:
         return None
 
 
+def _use_wal(db: sqlite3.Connection, attempts: int = 100) -> None:
+    """Write-ahead logging, so that readers and one writer work at once. Switching a new file to it needs the file
+    to itself, and SQLite reports "locked" at once instead of waiting: a process that opens the log while another
+    does tries again for a few seconds."""
+    for attempt in range(attempts):
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
+
+
 def database_path(url: str) -> Path:
     """The file of a `sqlite:///relative/path` or `sqlite:////absolute/path` DATABASE_URL."""
     if not url.startswith(SQLITE_PREFIX) or len(url) == len(SQLITE_PREFIX):
@@ -109,11 +130,12 @@ class QuestionLog:
         self._retention = timedelta(days=retention_days)
         self._lock = threading.Lock()
         self._healthy = True
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(path)
         self._db = sqlite3.connect(path, check_same_thread=False, timeout=2.0, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode = WAL")
+        _use_wal(self._db)
         self._db.execute("PRAGMA foreign_keys = ON")
         self._migrate()
+        self.expire()
 
     @classmethod
     def open(cls, url: str, salt: str | None, retention_days: int) -> QuestionLog:
@@ -137,8 +159,7 @@ class QuestionLog:
         return self._db.execute("PRAGMA user_version").fetchone()[0]
 
     def record(self, answer: Answer, origin: Origin, latency_ms: float) -> int | None:
-        """Store one question and what the bot said; returns its id (for votes), None if the database failed.
-        Also drops the rows older than LOG_RETENTION_DAYS."""
+        """Store one question and what the bot said; returns its id (for votes), None if the database failed."""
         citations = [{"document": c.document, "paragraph": c.paragraph} for c in answer.citations]
         row = (
             _now(),
@@ -156,7 +177,6 @@ class QuestionLog:
         )
         try:
             with self._transaction() as db:
-                db.execute("DELETE FROM questions WHERE asked_at < ?", (_iso(datetime.now(UTC) - self._retention),))
                 cursor = db.execute(f"INSERT INTO questions VALUES (NULL{', ?' * len(row)})", row)
         except sqlite3.Error as exc:
             self._failed("record a question", exc)
@@ -164,8 +184,9 @@ class QuestionLog:
         return cursor.lastrowid
 
     def vote(self, question_id: int, user_id: int, up: bool, comment: str | None = None) -> bool:
-        """A member's vote on an answer; a second vote replaces the first. False if the question is not logged
-        (expired, or the log was off) or the database failed."""
+        """A member's vote on an answer (a comment cut to COMMENT_CHARS); a second vote replaces the first. False
+        if the question is not logged (expired, or the log was off) or the database failed."""
+        comment = comment[:COMMENT_CHARS] if comment is not None else None
         try:
             with self._transaction() as db:
                 if db.execute("SELECT 1 FROM questions WHERE id = ?", (question_id,)).fetchone() is None:
@@ -180,6 +201,19 @@ class QuestionLog:
             self._failed("record a vote", exc)
             return False
         return True
+
+    def expire(self) -> int:
+        """Delete the questions (and their votes) older than LOG_RETENTION_DAYS; how many were deleted."""
+        cutoff = _iso(datetime.now(UTC) - self._retention)
+        try:
+            with self._transaction() as db:
+                deleted = db.execute("DELETE FROM questions WHERE asked_at < ?", (cutoff,)).rowcount
+        except sqlite3.Error as exc:
+            self._failed("delete expired questions", exc)
+            return 0
+        if deleted:
+            log.info("question log: deleted %d questions older than %d days", deleted, self._retention.days)
+        return deleted
 
     def stats(self, days: int) -> dict:
         """Counts, votes, median latency, questions per day and the most frequent gaps over the last `days`."""
@@ -207,16 +241,23 @@ class QuestionLog:
             self._db.close()
 
     def _migrate(self) -> None:
-        """Bring the schema to the latest version, one numbered step per transaction."""
-        current = self.version
-        if current > len(MIGRATIONS):
-            raise LogError(f"{self.path} has schema version {current}, newer than this articlebot: upgrade it")
-        for version in range(current, len(MIGRATIONS)):
-            with self._transaction() as db:
-                for statement in filter(str.strip, MIGRATIONS[version].split(";")):
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {version + 1}")
-            log.info("question log %s migrated to schema version %d", self.path, version + 1)
+        """Bring the schema to the latest version, one numbered step per transaction; the version is read inside
+        each, so that processes opening a new log at once (shards sharing DATABASE_URL) run each step once."""
+        while (version := self._migrate_step()) is not None:
+            log.info("question log %s migrated to schema version %d", self.path, version)
+
+    def _migrate_step(self) -> int | None:
+        """Run the next migration step and return the version reached; None when the schema is the latest."""
+        with self._transaction() as db:
+            current = db.execute("PRAGMA user_version").fetchone()[0]
+            if current > len(MIGRATIONS):
+                raise LogError(f"{self.path} has schema version {current}, newer than this articlebot: upgrade it")
+            if current == len(MIGRATIONS):
+                return None
+            for statement in filter(str.strip, MIGRATIONS[current].split(";")):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {current + 1}")
+        return current + 1
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -272,12 +313,27 @@ def _summary(rows: list[dict], days: int) -> dict:
     }
 
 
+def _create_private(path: Path) -> None:
+    """Create the database file, if it is new, readable by its owner only (SQLite gives its -wal and -shm files
+    the same mode)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE))
+
+
 def _stored_salt(path: Path) -> bytes:
-    """The data folder's salt, made (readable by the owner only) on first use."""
+    """The data folder's salt, made on first use: written whole to a private temporary file, then linked into
+    place, so no process ever reads it half-written or world-readable; if another process made it first, theirs."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32), encoding="utf-8")
-        path.chmod(0o600)
+        fd, draft = tempfile.mkstemp(dir=path.parent, prefix=f".{SALT_FILE}.")  # mode 0600
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as file:
+                file.write(secrets.token_hex(32))
+            with suppress(FileExistsError):  # another process linked its salt first
+                os.link(draft, path)
+        finally:
+            os.unlink(draft)
     return path.read_text(encoding="utf-8").strip().encode()
 
 

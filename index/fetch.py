@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import re
 import socket
 from collections.abc import Iterator
@@ -22,6 +23,8 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from index.documents import DocumentError
+
+log = logging.getLogger(__name__)
 
 SCHEMES = ("http", "https")
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -77,13 +80,15 @@ def address_allowed(host: str, port: int, address: str, policy: FetchPolicy) -> 
 
 
 def check_address(host: str, port: int, addresses: list[str], policy: FetchPolicy) -> None:
-    """Raise FetchError unless every address `host` resolved to may be connected to (one bad one refuses all)."""
+    """Raise FetchError unless every address `host` resolved to may be connected to (one bad one refuses all); the
+    message names the host, never the internal address it resolved to."""
     if not addresses:
         raise FetchError(f"{host} has no address to connect to")
     for address in addresses:
         if not address_allowed(host, port, address, policy):
+            log.info("refused %s: it resolves to %s, a private address", host, address)  # for the operator only
             raise FetchError(
-                f"{host} resolves to a private address ({address}); set ALLOW_PRIVATE_URLS=true "
+                f"{host} resolves to a private address; set ALLOW_PRIVATE_URLS=true "
                 f"or list {host_port(host, port)} in ALLOWED_PRIVATE_HOSTS to allow it"
             )
 
@@ -140,14 +145,23 @@ def _parse(url: str) -> URL:
 
 
 def _check_url(url: URL, policy: FetchPolicy) -> None:
-    """Refuse a scheme other than http/https, a URL without a host, and a literal IP that is not allowed."""
+    """Refuse a scheme other than http/https, a URL without a host, a host that is neither a name nor an IP address,
+    and a literal IP that is not allowed."""
     if url.scheme not in SCHEMES:
         raise FetchError(f"{url}: only http:// and https:// URLs can be fetched")
     if not url.host or url.port is None:
         raise FetchError(f"{url}: the URL has no host")
     literal = _literal_address(url.host)
+    if literal is None and _looks_like_address(url.host):
+        raise FetchError(f"{url}: the host {url.host!r} is neither a domain name nor an IP address: check the URL")
     if literal is not None:
         check_address(url.host, url.port, [literal], policy)
+
+
+def _looks_like_address(host: str) -> bool:
+    """Whether aiohttp would take `host` for an IP address (it then connects without asking the checking
+    resolver), or it holds a zone or escape mark ("%") no domain name has."""
+    return any(mark in host for mark in ":%") or host.replace(".", "").isdigit()
 
 
 class CheckingResolver(AbstractResolver):

@@ -4,6 +4,7 @@ broken database that never stops answering."""
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -11,9 +12,11 @@ from pathlib import Path
 import pytest
 
 from bot.engine import Engine
-from bot.questionlog import MIGRATIONS, SALT_FILE, LogError, Origin, QuestionLog, open_log
+from bot.questionlog import COMMENT_CHARS, MIGRATIONS, SALT_FILE, LogError, Origin, QuestionLog, open_log
 from bot.replies import Answer
 from bot.settings import Settings
+
+pytestmark = pytest.mark.slow
 
 USER = 424242424242424242
 
@@ -100,14 +103,71 @@ def test_user_ids_are_stored_only_as_keyed_hashes(tmp_path: Path, answers: dict[
     assert next(other.rows(days=1))["user_hash"] != row["user_hash"], "the hash depends on the salt"
 
 
-def test_old_rows_are_deleted_after_the_retention_period(tmp_path: Path, answers: dict[str, Answer]) -> None:
-    log = QuestionLog.open(f"sqlite:///{tmp_path / 'log.db'}", "salt", retention_days=30)
-    old = log.record(answers["What is the capital of France?"], Origin("ask"), 50.0)
-    db = sqlite3.connect(log.path)
-    db.execute("UPDATE questions SET asked_at = '2020-01-01T00:00:00.000+00:00' WHERE id = ?", (old,))
+def test_old_rows_are_deleted_when_the_log_opens_and_by_expire(tmp_path: Path, answers: dict[str, Answer]) -> None:
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    log = QuestionLog.open(url, "salt", retention_days=30)
+    answer = answers["What is the capital of France?"]
+    old, kept = (log.record(answer, Origin("discord", 1, 2, USER), 50.0) for _ in range(2))
+    assert old is not None and log.vote(old, USER, up=False, comment="stale")
+    backdate(log.path, old)
+    log.close()
+
+    reopened = QuestionLog.open(url, "salt", retention_days=30)  # no new question needed
+    assert [r["id"] for r in reopened.rows(days=10_000)] == [kept]
+    assert sqlite3.connect(reopened.path).execute("SELECT count(*) FROM votes").fetchone()[0] == 0, "votes go too"
+    backdate(reopened.path, kept)
+    assert reopened.expire() == 1 and list(reopened.rows(days=10_000)) == []
+
+
+def backdate(path: Path, question_id: int | None) -> None:
+    """Make a logged question six years old."""
+    db = sqlite3.connect(path)
+    db.execute("UPDATE questions SET asked_at = '2020-01-01T00:00:00.000+00:00' WHERE id = ?", (question_id,))
     db.commit()
-    log.record(answers["What is the capital of France?"], Origin("ask"), 50.0)
-    assert [r["id"] for r in log.rows(days=10_000)] == [old + 1]
+    db.close()
+
+
+def test_the_database_and_the_salt_are_created_readable_by_the_owner_only(
+    tmp_path: Path, answers: dict[str, Answer]
+) -> None:
+    previous = os.umask(0o022)  # a default umask: files would otherwise be created 0644
+    try:
+        log = QuestionLog.open(f"sqlite:///{tmp_path / 'data' / 'log.db'}", None, 90)
+        log.record(answers["What is the capital of France?"], Origin("ask"), 5.0)
+        files = sorted(p.name for p in (tmp_path / "data").iterdir())
+        assert files == [SALT_FILE, "log.db", "log.db-shm", "log.db-wal"], "no temporary salt left behind"
+        modes = {name: (tmp_path / "data" / name).stat().st_mode & 0o777 for name in files}
+        assert modes == dict.fromkeys(files, 0o600)
+    finally:
+        os.umask(previous)
+
+
+def test_logs_opened_at_once_share_one_salt_and_one_schema(tmp_path: Path) -> None:
+    def open_all(urls: list[str]) -> list[QuestionLog]:
+        opened: list[QuestionLog] = []
+        threads = [threading.Thread(target=lambda u=url: opened.append(QuestionLog.open(u, None, 90))) for url in urls]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return opened
+
+    apart = open_all([f"sqlite:///{tmp_path / f'log-{n}.db'}" for n in range(8)])  # one folder: one salt
+    salts = {log._salt for log in apart}
+    assert len(apart) == 8 and len(salts) == 1 and len(salts.pop()) == 64
+    assert sorted(p.name for p in tmp_path.iterdir() if "salt" in p.name) == [SALT_FILE]
+    shared = open_all([f"sqlite:///{tmp_path / 'shared.db'}"] * 4)
+    assert len(shared) == 4 and {log.version for log in shared} == {len(MIGRATIONS)}
+
+
+def test_every_members_comment_is_kept_and_cut_to_the_limit(tmp_path: Path, answers: dict[str, Answer]) -> None:
+    log = fresh(tmp_path)
+    question = log.record(answers["Who heads WeGO's secretariat?"], Origin("discord", 1, 2, USER), 50.0)
+    assert question is not None
+    assert log.vote(question, USER, up=False, comment="It should say where.")
+    assert log.vote(question, USER + 1, up=False, comment="x" * 5000)
+    [row] = list(log.rows(days=1))
+    assert row["down"] == 2 and sorted(row["comments"].split(" | ")) == ["It should say where.", "x" * COMMENT_CHARS]
 
 
 def test_concurrent_writers_lose_nothing(tmp_path: Path, answers: dict[str, Answer]) -> None:

@@ -10,7 +10,7 @@ import yaml
 from fpdf import FPDF
 
 from index.documents import load_document
-from index.extract import Extracted, ExtractError, document_name, extract, to_markdown
+from index.extract import MAX_FIELD, Extracted, ExtractError, document_name, extract, to_markdown
 
 ARTICLE = b"""<!DOCTYPE html>
 <html><head><title>Rowing: A History | The Boat Gazette</title>
@@ -157,8 +157,51 @@ def test_a_password_protected_or_broken_pdf_is_refused() -> None:
 
 def test_a_declared_pdf_that_is_not_one_is_refused() -> None:
     message = refusal(b"<html><body>hello</body></html>", content_type="application/pdf", url="https://x.test/a")
-    assert message == "https://x.test/a is declared as a PDF but is not one (it does not start with %PDF)"
-    assert "does not start with %PDF" in refusal(b"plain words", filename="report.pdf")
+    assert message == "https://x.test/a is declared as a PDF but is not one (it does not start with %PDF-)"
+    assert "does not start with %PDF-" in refusal(b"plain words", filename="report.pdf")
+
+
+@pytest.mark.parametrize(
+    ("data", "declared", "message"),
+    [
+        (
+            two_page_pdf(),
+            {"filename": "notes.txt"},
+            "notes.txt is a PDF but is declared as .txt: send it as a .pdf file",
+        ),
+        (two_page_pdf(), {"filename": "page.html"}, "page.html is a PDF but is declared as .html: send it as a .pdf"),
+        (
+            two_page_pdf(),
+            {"content_type": "text/html; charset=utf-8", "url": "https://x.test/a"},
+            "https://x.test/a is a PDF but is declared as text/html: send it as a .pdf file",
+        ),
+        (
+            ARTICLE,
+            {"filename": "rowing.md"},
+            "rowing.md is a web page (HTML) but is declared as .md: send it as a .html",
+        ),
+        (ARTICLE, {"content_type": "text/plain"}, "the document is a web page (HTML) but is declared as text/plain"),
+    ],
+)
+def test_a_type_its_name_or_content_type_contradicts_is_refused(
+    data: bytes, declared: dict[str, str], message: str
+) -> None:
+    assert refusal(data, **declared).startswith(message)
+
+
+def test_a_nul_byte_anywhere_refuses_a_text_file() -> None:
+    text = b"Plain words. " * 1000 + b"\0 and more words."
+    assert refusal(text, filename="notes.txt") == (
+        "notes.txt holds binary data (a NUL byte at byte 13,000), which is not a supported type: send one of "
+        ".txt .md .html .pdf"
+    )
+    assert "binary data" in refusal(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", filename="photo.md")
+    assert extract(text.replace(b"\0", b""), filename="notes.txt").title.startswith("Plain words.")
+
+
+def test_a_web_page_without_a_doctype_is_read_as_html_when_declared_so() -> None:
+    fragment = ARTICLE.split(b"<body>", 1)[1]
+    assert "watermen competed" in extract(fragment, content_type="text/html").text
 
 
 @pytest.mark.parametrize(
@@ -238,3 +281,11 @@ def test_page_markers_are_exact_paragraphs_and_numbering_stays_consecutive(tmp_p
         (4, 3, "<!--  page 5 -->"),
         (5, 9, "On page nine."),
     ]
+
+
+def test_front_matter_fields_are_cut_to_one_printable_line_so_any_metadata_reads_back(tmp_path: Path) -> None:
+    extracted = Extracted("Bell\x07 " + "A" * 10_000, "Body.", {"author": "x\0y " * 5000})
+    path = tmp_path / "long.md"
+    path.write_text(to_markdown(extracted, "file", "2026-01-02"), encoding="utf-8")
+    doc = load_document(path, "long.md")
+    assert doc.title == ("Bell " + "A" * 10_000)[:MAX_FIELD]

@@ -55,13 +55,20 @@ def test_public_addresses_are_allowed(address: str) -> None:
     check_address("example.com", 443, [address], STRICT)
 
 
-def test_one_private_address_among_public_ones_refuses_the_host() -> None:
+def test_one_private_address_among_public_ones_refuses_the_host_without_naming_the_address() -> None:
     with pytest.raises(FetchError) as caught:
         check_address("rebind.example", 80, ["93.184.216.34", "10.0.0.7"], STRICT)
     assert str(caught.value) == (
-        "rebind.example resolves to a private address (10.0.0.7); set ALLOW_PRIVATE_URLS=true "
+        "rebind.example resolves to a private address; set ALLOW_PRIVATE_URLS=true "
         "or list rebind.example:80 in ALLOWED_PRIVATE_HOSTS to allow it"
     )
+
+
+@pytest.mark.parametrize("address", ["10.0.0.7", "169.254.169.254", "fd12:3456::1", "::ffff:127.0.0.1"])
+def test_the_refusal_never_echoes_the_internal_address(address: str) -> None:
+    with pytest.raises(FetchError) as caught:
+        check_address("intranet.example", 443, [address], STRICT)
+    assert address not in str(caught.value)
 
 
 def test_a_host_without_addresses_is_refused() -> None:
