@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 CALIBRATION = "calibration.json"
+BUNDLED, NONE = "bundled", "none"  # READER_MODEL and EVIDENCE_MODEL: the shipped model, or none at all
 BUNDLED_READER_DIR = Path(__file__).parent / "reader_model"
 # The evidence each answerer's proposals carry (bot.answer), in the calibrator's column order.
 FEATURES = {
@@ -30,6 +31,8 @@ FEATURES = {
         "unmatched",
         "evidence_kind",
         "yes_no",
+        "keyword",
+        "keyword_coverage",
     ),
     "reader": ("margin", "null", "sentence", "rank", "length"),
     "retrieval": ("dense", "sentence", "rank"),

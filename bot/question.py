@@ -49,6 +49,10 @@ _ORDINALS = [
 ]
 _CARDINALS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"]
 _EDITION = re.compile(r"\b(\d+(?:\.\d+)+)\b|\b(\d+)(?:st|nd|rd|th)\b|\b(" + "|".join(_ORDINALS[2:]) + r")\b", re.I)
+_NEXT = re.compile(
+    r"\b(?:the|its|their|this|our|his|her) next\b|\bnext (?:year|season|month|week)\b|\bupcoming\b", re.I
+)
+_FUTURE = re.compile(r"\b(?:next|upcoming|following|future|subsequent|again|later)\b", re.I)
 _NUMBER = re.compile(r"\b(\d+)(?:st|nd|rd|th)?\b|\b(" + "|".join(_ORDINALS + _CARDINALS) + r")\b", re.I)
 
 
@@ -92,6 +96,13 @@ def other_edition(question: str, evidence: str) -> bool:
     return bool(editions(question) - stated)
 
 
+def other_occasion(question: str, evidence: str) -> bool:
+    """Whether the question asks about the next or an upcoming occasion ("the next congress", "next year's
+    regatta") and the evidence names no later one ("next", "following", "again" …): a sentence about this year's
+    venue, even one that "will be held", does not say where the next one will be."""
+    return bool(_NEXT.search(question)) and not _FUTURE.search(evidence)
+
+
 def editions(text: str) -> set[str]:
     """The versions ("4.3") and ordinals ("5th", "fifth" → "5") a text names."""
     out = set()
@@ -112,3 +123,10 @@ def numbers(text: str, cardinals: bool = True) -> set[int]:
         elif cardinals:
             out.add(_CARDINALS.index(word) + 1)
     return out
+
+
+def same_answer(a: str, b: str) -> bool:
+    """Whether two short answers say the same thing: one's words (case, punctuation and articles aside) are
+    among the other's."""
+    words_a, words_b = (set(re.findall(r"\w+", t.lower())) - {"a", "an", "the"} for t in (a, b))
+    return words_a <= words_b or words_b <= words_a

@@ -4,7 +4,10 @@ data held out of the reader's and the evidence model's training:
   serves an article); a proposal is right when the sentences it quotes hold a gold answer;
 - BoolQ's calibration part (training/boolq.py): yes/no questions as people type them, asked over a corpus of half
   of their paragraphs, so that the other half are questions the corpus does not answer; a proposal is right when
-  it quotes the question's own paragraph.
+  it quotes the question's own paragraph;
+- bare keywords, as people type them in chat: the held-out articles' own short answers (a name, a place, a thing)
+  asked of their article, where a proposal is right when it quotes the keyword, and as many taken from the other
+  held-out articles that the article never mentions, which it cannot answer.
 Each proposal the answerer weighs becomes a row of evidence; a logistic model is fitted per answerer ("evidence",
 "reader" and, for READER_MODEL=none, "retrieval"). The figures printed are out of fold: each article (BoolQ
 counting as two) is scored by a model fitted on the others. The threshold is the highest probability at which at
@@ -19,6 +22,8 @@ from __future__ import annotations
 import argparse
 import json
 import pickle
+import random
+import re
 import sys
 import tempfile
 from itertools import groupby
@@ -29,15 +34,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.answer import Answerer, Candidate
-from bot.calibration import CALIBRATION, FEATURES, Calibrator
+from bot.calibration import BUNDLED, CALIBRATION, FEATURES, Calibrator
 from bot.engine import Engine
 from bot.evidence import Evidence
-from bot.reader import BUNDLED, BUNDLED_DIR, CARD, Reader
+from bot.question import kind
+from bot.reader import BUNDLED_DIR, CARD, Reader
 from bot.settings import load_settings
 from index.embedder import Embedder
-from index.store import Store
 from training import boolq
-from training.squad import TRAIN_DATA, contains_answer, f1, load_articles, questions, roc_auc, write_corpus
+from training.squad import TRAIN_DATA, contains_answer, f1, load_articles, normalize, questions, roc_auc, write_corpus
 
 # FEATURES holds only evidence whose scale does not depend on the corpus's size: the fused retrieval score is a
 # z-score over the candidates, so it shifts between an article of 12 passages and one of 80.
@@ -53,22 +58,22 @@ def collect(engine: Engine, rows: list[dict], features: tuple[str, ...]) -> list
             row
             | {
                 "x": np.array([[c.features[f] for f in features] for c in candidates]).reshape(-1, len(features)),
-                "right": np.array([is_right(row, engine.store, c) for c in candidates], dtype=bool),
+                "right": np.array([is_right(row, c) for c in candidates], dtype=bool),
                 "short": [c.short_answer for c in candidates],
             }
         )
     return out
 
 
-def is_right(row: dict, store: Store, candidate: Candidate) -> bool:
-    """A SQuAD proposal is right when its quoted sentences hold a gold answer; a BoolQ one (no answer text) when it
-    quotes the question's own paragraph."""
+def is_right(row: dict, candidate: Candidate) -> bool:
+    """A SQuAD proposal (or a keyword's) is right when its quoted sentences hold a gold answer (the keyword); a
+    BoolQ one (no answer text) when it quotes the question's own paragraph."""
     if row["impossible"]:
         return False
     if row["answers"]:
-        return contains_answer(" ".join(store.sentences[s].text for s in candidate.sentences), row["answers"])
-    passage = store.passages[candidate.hit.passage]
-    return (passage.document, passage.paragraph) == (row["document"], row["paragraph"])
+        return contains_answer(candidate.quote, row["answers"])
+    found = candidate.found
+    return (found.document.id, found.paragraph) == (row["document"], row["paragraph"])
 
 
 def boolq_rows(rows: list[dict], folder: Path) -> list[dict]:
@@ -87,6 +92,23 @@ def boolq_rows(rows: list[dict], folder: Path) -> list[dict]:
         }
         for i, row in enumerate(rows)
     ]
+
+
+def keyword_rows(article: dict, others: list[dict], per_article: int, seed: int = 13) -> list[dict]:
+    """Keywords asked of `article`'s corpus (see the module's docstring): half its own, half it never mentions."""
+    text = normalize(" ".join(p["context"] for p in article["paragraphs"]))
+    own = _keywords([article])
+    foreign = [k for k in _keywords(others) if normalize(k) not in text]
+    rng = random.Random(seed)
+    picked = rng.sample(own, min(per_article, len(own))) + rng.sample(foreign, min(per_article, len(foreign)))
+    return [{"question": k, "article": article["title"], "answers": [k], "impossible": k not in own} for k in picked]
+
+
+def _keywords(articles: list[dict]) -> list[str]:
+    """The distinct short answers of the articles' questions that read as a bare keyword: 1 to 4 words, not just
+    a number."""
+    answers = (r["answers"][0] for r in questions(articles) if r["answers"])
+    return sorted({a for a in answers if kind(a) == "keyword" and re.search(r"[^\W\d]", a)})
 
 
 def fit(x: np.ndarray, y: np.ndarray, features: tuple[str, ...], l2: float = 1.0) -> Calibrator:
@@ -159,12 +181,18 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=TRAIN_DATA)
     parser.add_argument("--target", type=float, default=0.9, help="share of answerable questions kept answered")
     parser.add_argument("--passages", type=int, default=3, help="passages read per question (READER_PASSAGES)")
+    parser.add_argument("--keywords", type=int, default=30, help="keywords of each kind asked of each article")
     parser.add_argument("--limit", type=int, help="only the first N questions of each article (smoke runs)")
     parser.add_argument("--dump", type=Path, help="also pickle the collected evidence here, for analysis")
     args = parser.parse_args()
 
     folder = BUNDLED_DIR if args.reader == BUNDLED else Path(args.reader)
-    card = json.loads((folder / CARD if (folder / CARD).exists() else BUNDLED_DIR / CARD).read_text("utf-8"))
+    if not (folder / CARD).is_file():
+        sys.exit(
+            f"{folder / CARD} is missing: calibrate a reader written by training/train_reader.py, whose card "
+            "names the articles it never saw (calibrating on articles a reader was trained on overstates it)"
+        )
+    card = json.loads((folder / CARD).read_text("utf-8"))
     held_out = [a for a in load_articles(args.data) if a["title"] in card["training"]["held_out"]]
     rows = [
         r for _, group in groupby(questions(held_out), key=lambda r: r["article"]) for r in list(group)[: args.limit]
@@ -182,6 +210,8 @@ def main() -> None:
         for n, article in enumerate(held_out):  # each article its own corpus, as the bot is deployed on an article
             write_corpus([article], Path(tmp) / f"corpus{n}")
             asked = [r | {"document": "000.txt"} for r in rows if r["article"] == article["title"]]
+            others = [a for a in held_out if a is not article]
+            asked += keyword_rows(article, others, args.keywords)[: args.limit]
             corpora.append((Path(tmp) / f"corpus{n}", asked))
         corpora.append(
             (Path(tmp) / "boolq", boolq_rows(boolq.load_part("calibration")[: args.limit], Path(tmp) / "boolq"))
@@ -225,9 +255,10 @@ def subset(decisions: list, collected: list[dict], pick) -> tuple[list, list[dic
 
 SOURCES = {
     "all": lambda q: True,
-    "squad": lambda q: not q["article"].startswith("BoolQ"),
+    "squad": lambda q: not q["article"].startswith("BoolQ") and kind(q["question"]) != "keyword",
+    "keywords": lambda q: not q["article"].startswith("BoolQ") and kind(q["question"]) == "keyword",
     "boolq": lambda q: q["article"].startswith("BoolQ"),
-}
+} | {f"kind {k}": (lambda q, k=k: kind(q["question"]) == k) for k in ("span", "yes_no", "describe", "list", "keyword")}
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.question import as_question, coverage, kind, numbers, unmatched_numbers
+from bot.question import as_question, coverage, kind, numbers, other_edition, other_occasion, unmatched_numbers
 
 
 @pytest.mark.parametrize(
@@ -52,3 +52,35 @@ def test_numbers_in_digits_and_words_and_the_ones_the_evidence_misses() -> None:
     assert unmatched_numbers("When was the 5th assembly held?", "The 6th assembly was held in Seoul.") == 1.0
     assert unmatched_numbers("Which edition was the twelfth?", "This year's regatta, the 12th, …") == 0.0
     assert unmatched_numbers("Which one won?", "Curlew won two races.") == 0.0, "a cardinal word asks no number"
+
+
+@pytest.mark.parametrize(
+    ("question", "evidence", "other"),
+    [
+        ("Who chaired the 5th assembly?", "The 6th assembly was chaired by Ana Lima.", True),
+        ("Who chaired the fifth assembly?", "The 5th assembly was chaired by Ana Lima.", False),
+        ("What changed in version 4.3?", "Version 4.2 removed the legacy API.", True),
+        ("Who came second?", "Oslo came in second place.", False),
+    ],
+)
+def test_an_edition_or_version_the_evidence_does_not_state(question: str, evidence: str, other: bool) -> None:
+    assert other_edition(question, evidence) is other
+
+
+@pytest.mark.parametrize(
+    ("question", "evidence", "other"),
+    [
+        ("Where will the next congress be held?", "The congress was held in Seoul this year.", True),
+        ("Where will next year's regatta be held?", "This year's regatta took place on Lake Bled.", True),
+        ("When is the next meeting?", "The next meeting will be on 5 May.", False),
+        ("Where will next year's regatta be held?", "This year's regatta will be held off Gull Point.", True),
+        ("Where is the upcoming summit?", "The following summit meets in Lyon.", False),
+        ("When does the council meet next?", "The council will meet again on 5 May.", False),
+        ("What is next to the museum?", "A cafe stands next to the museum.", False),
+        ("Who is next in line for the throne?", "Her son Edward was heir.", False),
+    ],
+)
+def test_a_question_about_the_next_occasion_needs_evidence_about_the_future(
+    question: str, evidence: str, other: bool
+) -> None:
+    assert other_occasion(question, evidence) is other
