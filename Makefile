@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test test-fast lint format train-reader train-evidence bench-quality bench-conversations bench-documents bench-speed bench-scale bench-scale-engine clean
+.PHONY: install run test test-fast lint format train-reader train-evidence bench-quality bench-conversations bench-documents bench-speed bench-scale bench-scale-engine bench-soak clean
 
 install: $(STAMP)
 
@@ -37,7 +37,8 @@ test: lint
 
 # Seconds: the pure rules alone (tests/unit/: no model, no index, no emulator). Run it while editing;
 # run `make test` before committing.
-test-fast: lint
+test-fast: install
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q tests/unit
 
 # About 85 minutes on 2 cores where bf16 measures faster, 2 to 3 hours in fp32, then the evidence model's 45: fine-tunes
@@ -72,9 +73,15 @@ bench-speed: install
 bench-scale: install
 	$(BIN)/python benchmarks/scale.py
 
+# About 12 minutes: the bot on the Discord API emulator, 50 members asking, voting and commenting for 10 minutes
+# (MINUTES=2 for a shorter run); per-minute latency, RSS, fds and threads, and every question replied to once.
+MINUTES ?= 10
+bench-soak: install
+	$(BIN)/python benchmarks/soak.py --minutes $(MINUTES)
+
 # About 40 minutes and 18 GB of memory at its 1M size: corpora built, loaded and asked through the engine.
 bench-scale-engine: install
-	$(BIN)/python benchmarks/scale.py --end-to-end
+	$(BIN)/python benchmarks/engine_scale.py
 
 clean:
 	rm -rf $(VENV) data/index .pytest_cache .ruff_cache

@@ -1,7 +1,7 @@
 """Changing the corpus one document at a time, as ratios to the floor measured in the same run.
 
 A corpus of SQuAD training articles (about 2,000 passages) is built once. Then, through the engine:
-- adding one more article (`Engine.add_file`) against embedding that article's passages and sentences alone
+- adding one more article (`IndexManager.add_file`) against embedding that article's passages and sentences alone
   (one `model.encode` call): the ratio is what the rest of an incremental update costs;
 - removing it again;
 - a forced full rebuild of the unchanged corpus, which embeds nothing thanks to the embedding cache.
@@ -68,9 +68,9 @@ def main() -> None:
         passages = len(engine.store.passages)
         markdown = article_markdown(new)
         floor, texts = embedding_floor(embedder, markdown)
-        added = engine.add_file("new.md", markdown.encode())
-        removed = engine.remove(added.document.id)
-        unchanged = engine.rebuild(force=True)
+        added = engine.indexes.add_file("new.md", markdown.encode())
+        removed = engine.indexes.remove(added.document.id)
+        unchanged = engine.indexes.rebuild(force=True)
     results = {
         "corpus": {"documents": len(corpus), "passages": passages, "first_build_s": round(first_build, 2)},
         "add": {

@@ -16,13 +16,13 @@ Each size runs in three processes, so that none inflates another's memory:
   for every question: p50 / p95 end to end and of retrieval alone, RSS while serving, and recall@10 of the
   index against the exact top 10.
 
-Usage: python benchmarks/scale.py --end-to-end [--sizes N ...] [--queries N]
+Usage: python benchmarks/engine_scale.py [--sizes N ...] [--queries N] [--out-dir DIR] [--data FILE]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import os
 import resource
 import shutil
 import subprocess
@@ -38,8 +38,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.engine import Engine, configured_answerer, index_config
-from bot.reader import NONE
+from benchmarks.scale import RESULTS, SIZES, load_inputs, mixtures
+from bot.calibration import NONE
+from bot.engine import Engine, configured_answerer
+from bot.knowledge import index_config
 from bot.settings import Settings, load_settings
 from index.build import build
 from index.embedder import Embedder
@@ -64,8 +66,6 @@ class StandInEmbedder(Embedder):
         self.produced = np.empty((0, real.shape[1]), dtype=np.float32)
 
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
-        from benchmarks.scale import mixtures
-
         started = time.perf_counter()
         self.texts, self.produced = texts, mixtures(self.real, len(texts), self.rng)
         self.seconds += time.perf_counter() - started
@@ -125,8 +125,6 @@ def _variant(sentence: str, words: list[str], rng: np.random.Generator) -> str:
 
 def real_vectors(data: Path) -> np.ndarray:
     """All-MiniLM-L6-v2 vectors of the SQuAD file's passages and sentences: what stand-in vectors mix."""
-    from benchmarks.scale import load_inputs
-
     return load_inputs(data, 1).real
 
 
@@ -319,9 +317,9 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def _child(step: str, work: Path, queries: int, data: Path) -> dict:
     """Run `step` in a fresh Python process and return the JSON it prints last."""
-    command = [sys.executable, __file__, step, str(work), str(queries), repr(time.time()), str(data)]
-    env = os.environ | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    command = [sys.executable, __file__, "--step", step, str(work), repr(time.time()), "--queries", str(queries)]
+    command += ["--data", str(data)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)  # offline: see index/__init__.py
     if done.returncode != 0:
         raise RuntimeError(f"{step} of {work} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -338,8 +336,25 @@ def _folder_bytes(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
-if __name__ == "__main__":
-    step, work_dir, count, launched = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-    source = Path(sys.argv[5]) if len(sys.argv) > 5 else BENCHMARK_DATA
-    result = run_build(work_dir, count, source) if step == "build" else run_serve(work_dir, count, source, launched)
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Corpora of 10k to 1M passages built, loaded and asked end to end.")
+    parser.add_argument("--sizes", type=int, nargs="+", default=SIZES, help="corpus sizes, in passages")
+    parser.add_argument("--queries", type=int, default=300, help="questions asked of each index")
+    parser.add_argument("--out-dir", type=Path, default=RESULTS, help="where scale-engine.json and its plot go")
+    parser.add_argument("--data", type=Path, default=BENCHMARK_DATA, help="SQuAD-format file: texts and questions")
+    parser.add_argument("--step", nargs=3, metavar=("STEP", "WORK", "LAUNCHED"), help=argparse.SUPPRESS)  # a child
+    args = parser.parse_args()
+    if args.step is None:
+        run(args.sizes, args.queries, args.out_dir, args.data)
+        return
+    step, work, launched = args.step[0], Path(args.step[1]), float(args.step[2])
+    result = (
+        run_build(work, args.queries, args.data)
+        if step == "build"
+        else run_serve(work, args.queries, args.data, launched)
+    )
     print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

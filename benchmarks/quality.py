@@ -23,8 +23,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bot.calibration import BUNDLED, NONE
 from bot.engine import Engine
-from bot.reader import BUNDLED, BUNDLED_DIR, CARD, NONE
+from bot.reader import BUNDLED_DIR, CARD
 from bot.settings import load_settings
 from index.embedder import Embedder
 from index.retrieval import Fusion

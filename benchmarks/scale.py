@@ -10,7 +10,7 @@ single-query latency p50/p95 at k=10 and at the engine's k=100, and recall@10 ag
 approximate index is the one INDEX_TYPE builds above APPROX_INDEX_THRESHOLD, tuned with NPROBE and EF_SEARCH.
 
 Usage: python benchmarks/scale.py [--sizes N ...] [--queries N] [--out-dir DIR] [--data SQUAD_JSON]
-       python benchmarks/scale.py --end-to-end [--sizes N ...] [--queries N]   (benchmarks/engine_scale.py)
+(The same sizes through the engine, end to end: benchmarks/engine_scale.py.)
 """
 
 from __future__ import annotations
@@ -283,16 +283,8 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path, default=RESULTS, help="where scale.json and scale.png go")
     parser.add_argument("--data", type=Path, default=BENCHMARK_DATA, help="SQuAD-format file: texts and questions")
     parser.add_argument("--no-bm25", dest="bm25", action="store_false", help="leave BM25 out")
-    parser.add_argument(
-        "--end-to-end", action="store_true", help="passages built, loaded and asked through the engine (engine_scale)"
-    )
     args = parser.parse_args()
-    if args.end_to_end:
-        from benchmarks.engine_scale import run
-
-        run(args.sizes, args.queries, args.out_dir, args.data)
-    else:
-        run_scale(args.out_dir, args.sizes, args.queries, args.data, args.bm25)
+    run_scale(args.out_dir, args.sizes, args.queries, args.data, args.bm25)
 
 
 if __name__ == "__main__":

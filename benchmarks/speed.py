@@ -61,9 +61,9 @@ def warm_latency(engine: Engine, questions: list[str]) -> dict:
         started = time.perf_counter()
         engine.ask(q)
         answer_ms.append((time.perf_counter() - started) * 1000)
-        passages = list(dict.fromkeys(c.hit.passage for c in engine.candidates(q)))  # what `ask` reads
-        contexts = [context(store, p) for p in passages]
-        _, pairs = sentence_pairs(store, passages)
+        found = list({c.found.hit.passage: c.found for c in engine.candidates(q)}.values())  # what `ask` reads
+        contexts = [context(f) for f in found]
+        _, pairs = sentence_pairs(found)
         started = time.perf_counter()
         vector = model.encode([q], normalize_embeddings=True, convert_to_numpy=True)
         store.vectors.search(vector, min(100, store.vectors.ntotal))
@@ -107,15 +107,15 @@ def cold_start(env: dict[str, str], repeats: int) -> dict:
 def build_throughput(engine: Engine) -> dict:
     """Texts embedded per second by a build from scratch (an empty index folder: no embedding cache) vs a single
     `model.encode` of the same texts."""
-    documents = load_corpus(engine.config.corpus_dir)
-    passages, sentences = chunk(documents, engine.config.chunking)
+    documents = load_corpus(engine.indexes.config.corpus_dir)
+    passages, sentences = chunk(documents, engine.indexes.config.chunking)
     texts = [p.text for p in passages] + [s.text for s in sentences]
     started = time.perf_counter()
     engine.embedder.model.encode(texts, batch_size=engine.embedder.batch_size, normalize_embeddings=True)
     floor_s = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as empty:
         started = time.perf_counter()
-        build(replace(engine.config, index_dir=Path(empty)), engine.embedder)
+        build(replace(engine.indexes.config, index_dir=Path(empty)), engine.embedder)
         build_s = time.perf_counter() - started
     return {
         "texts": len(texts),

@@ -14,7 +14,6 @@ answer, and the retrieval-only calibrator scores it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,11 +21,19 @@ import numpy as np
 
 from bot.calibration import Calibrator
 from bot.evidence import Evidence
-from bot.question import Kind, as_question, coverage, kind, other_edition, unmatched_numbers
+from bot.question import (
+    Kind,
+    as_question,
+    coverage,
+    kind,
+    other_edition,
+    other_occasion,
+    same_answer,
+    unmatched_numbers,
+)
 from bot.reader import Context, Reader, Reading
 from bot.replies import Answer, Citation
-from index.retrieval import Hit, Retrieval
-from index.store import Store
+from index.retrieval import Found, Quote, Retrieval
 
 ABSTAIN_TEXT = "The article doesn't seem to answer that."
 
@@ -35,10 +42,14 @@ ABSTAIN_TEXT = "The article doesn't seem to answer that."
 class Candidate:
     """One passage's proposed answer: the sentences to quote, the short answer, and the evidence for it."""
 
-    hit: Hit
-    sentences: tuple[int, ...]
+    found: Found
+    sentences: tuple[Quote, ...]
     short_answer: str | None
     features: dict[str, float]
+
+    @property
+    def quote(self) -> str:
+        return " ".join(s.text for s in self.sentences)
 
 
 @dataclass(frozen=True)
@@ -58,32 +69,33 @@ class Answerer:
     see_also: int = 3
     max_sentences: int = 3
 
-    def candidates(self, question: str, retrieval: Retrieval, store: Store) -> list[Candidate]:
+    def candidates(self, question: str, retrieval: Retrieval) -> list[Candidate]:
         """Every read passage's proposals (see `_read_candidates`), in retrieval order."""
-        hits = retrieval.hits[: self.passages]
+        found = retrieval.found(self.passages)
+        similarity = retrieval.sentence_similarity
         if self.reader is None:
-            return [_closest_sentence(retrieval, store, hit, rank) for rank, hit in enumerate(hits)]
+            return [_closest_sentence(similarity, f, rank) for rank, f in enumerate(found)]
         asked, question_kind = as_question(question), kind(question)
-        readings = self.reader.read(asked, [context(store, h.passage) for h in hits])
-        scores = self._evidence(asked, store, hits)
+        readings = self.reader.read(asked, [context(f) for f in found])
+        scores = self._evidence(asked, found)
         out = []
-        for rank, (hit, reading) in enumerate(zip(hits, readings, strict=True)):
-            out += _read_candidates(question, question_kind, retrieval, store, hit, rank, reading, scores)
+        for rank, (passage, reading) in enumerate(zip(found, readings, strict=True)):
+            out += _read_candidates(question, question_kind, similarity, passage, rank, reading, scores)
         return out
 
-    def _evidence(self, question: str, store: Store, hits: Sequence[Hit]) -> dict[int, float]:
+    def _evidence(self, question: str, found: Sequence[Found]) -> dict[int, float]:
         """The evidence model's score of every sentence of the read passages, from one batched pass (none
         without an evidence model)."""
         if self.evidence is None:
             return {}
-        ids, pairs = sentence_pairs(store, [h.passage for h in hits])
+        ids, pairs = sentence_pairs(found)
         return dict(zip(ids, self.evidence.scores(question, pairs).tolist(), strict=True))
 
-    def answer(self, question: str, retrieval: Retrieval, store: Store, given: Sequence[str] = ()) -> Answer:
+    def answer(self, question: str, retrieval: Retrieval, given: Sequence[str] = ()) -> Answer:
         """The best proposal if it is probable enough, else an abstention. In a conversation, a proposal that
         repeats an answer already `given` yields to any new one that is probable enough: a follow-up asks for
         something new (but a question asked again still gets its answer)."""
-        candidates = self.candidates(question, retrieval, store)
+        candidates = self.candidates(question, retrieval)
         if not candidates:
             return Answer(question, ABSTAIN_TEXT, abstained=True, citations=[])
 
@@ -95,7 +107,7 @@ class Answerer:
         scored.sort(key=preference, reverse=True)
         confidence, best = scored[0]
         if confidence < self.min_confidence:
-            see_also = [_citation(store, n, h) for n, h in enumerate(retrieval.hits[: self.see_also], 1)]
+            see_also = [_citation(n, f) for n, f in enumerate(retrieval.found(self.see_also), 1)]
             return Answer(question, ABSTAIN_TEXT, True, [], None, see_also, round(confidence, 4))
         chosen = [best]
         for probability, candidate in scored[1:]:
@@ -103,133 +115,116 @@ class Answerer:
                 break
             if _adds(candidate, chosen) and not _repeats(candidate, given):
                 chosen.append(candidate)
-        return _compose(question, store, chosen, round(confidence, 4))
+        return _compose(question, chosen, round(confidence, 4))
 
     def _probability(self, candidate: Candidate) -> float:
-        """The calibrated probability that the proposal is right; none when it is about another edition or
-        version than the question names."""
-        return 0.0 if candidate.features.get("other_edition") else self.calibrator.probability(candidate.features)
+        """The calibrated probability that the proposal is right; none when it is about another edition, version
+        or occasion than the question names (see bot.question.other_edition and other_occasion)."""
+        return 0.0 if candidate.features.get("another_occasion") else self.calibrator.probability(candidate.features)
 
 
-def sentence_pairs(store: Store, passages: Sequence[int]) -> tuple[list[int], list[tuple[str, str]]]:
+def sentence_pairs(found: Sequence[Found]) -> tuple[list[int], list[tuple[str, str]]]:
     """The sentences of the passages, each once, and what the evidence model reads of each: the sentence and the
     one before it."""
-    ids = list(dict.fromkeys(s for p in passages for s in _sentence_ids(store, p)))
-    return ids, [(store.sentences[s].text, _before(store, s)) for s in ids]
+    quotes = list({q.id: q for f in found for q in f.sentences}.values())
+    return [q.id for q in quotes], [(q.text, q.before) for q in quotes]
 
 
-def context(store: Store, passage: int) -> Context:
+def context(found: Found) -> Context:
     """A passage as the reader sees it: after the sentence that precedes it in its document."""
-    p = store.passages[passage]
-    return Context(_before(store, p.first), p.text)
+    return Context(found.before, found.text)
 
 
 def _read_candidates(
     question: str,
     asked: Kind,
-    retrieval: Retrieval,
-    store: Store,
-    hit: Hit,
+    similarity: dict[int, float],
+    found: Found,
     rank: int,
     reading: Reading,
     scores: dict[int, float],
 ) -> list[Candidate]:
     """One passage's proposals: for a question that asks for a span, the reader's span with the sentences it lies
     in, and the passage's best-scored sentence where that is another; for any other question, that sentence alone."""
-    p = store.passages[hit.passage]
-    spanned = tuple(
-        s for s, (start, end) in _sentence_spans(store, hit.passage) if start < reading.end and end > reading.start
-    )
-    spanned = spanned or (_closest(retrieval, store, hit.passage),)
-    span = p.text[reading.start : reading.end].strip(" ,;:.")
+    spanned = tuple(q for q in found.sentences if q.span and q.span[0] < reading.end and q.span[1] > reading.start)
+    spanned = spanned or (_closest(similarity, found),)
+    span = found.text[reading.start : reading.end].strip(" ,;:.")
     reader_features = {"margin": reading.margin, "null": reading.null_score, "length": float(len(span.split()))}
-    best = max(_sentence_ids(store, hit.passage), key=lambda s: scores.get(s, -np.inf)) if scores else spanned[0]
-    proposals: list[tuple[tuple[int, ...], str | None]] = []
+    best = _best_sentence(question, asked, found, scores) if scores else spanned[0]
+    proposals: list[tuple[tuple[Quote, ...], str | None]] = []
     if asked == "span":
         proposals.append((spanned, span or None))
     if asked != "span" or best not in spanned:
-        proposals.append((_with_neighbours(store, hit.passage, best, scores), None))
+        proposals.append((_with_neighbours(found, best, scores), None))
     return [
         Candidate(
-            hit,
+            found,
             sentences,
             short,
-            _retrieval_features(retrieval, hit, rank, sentences)
+            _retrieval_features(similarity, found, rank, sentences)
             | reader_features
-            | _evidence_features(question, store, sentences, scores)
-            | {"evidence_kind": float(short is None), "yes_no": float(asked == "yes_no")},
+            | _evidence_features(question, asked, found, sentences, scores)
+            | {"evidence_kind": float(short is None)},
         )
         for sentences, short in proposals
     ]
 
 
+def _best_sentence(question: str, asked: Kind, found: Found, scores: dict[int, float]) -> Quote:
+    """The passage's sentence the evidence model scores highest; for a bare keyword, among the sentences that name
+    most of it (the sentence after a mention can score high for having it just before)."""
+    if asked == "keyword":
+        return max(found.sentences, key=lambda q: (coverage(question, q.text), scores.get(q.id, -np.inf)))
+    return max(found.sentences, key=lambda q: scores.get(q.id, -np.inf))
+
+
 def _evidence_features(
-    question: str, store: Store, sentences: tuple[int, ...], scores: dict[int, float]
+    question: str, asked: Kind, found: Found, sentences: tuple[Quote, ...], scores: dict[int, float]
 ) -> dict[str, float]:
     """How well the quoted sentences (with the one before them and the document's title) hold the question: the
-    evidence model's score, the share of its content words they hold, and how many of its numbers they miss."""
-    first = store.sentences[sentences[0]]
-    said = " ".join(
-        [store.documents[first.document].title, _before(store, sentences[0])]
-        + [store.sentences[s].text for s in sentences]
-    )
+    evidence model's score, the share of its content words they hold (on its own for a bare keyword, which the
+    evidence model reads least well), and how many of its numbers they miss."""
+    said = " ".join([found.document.title, sentences[0].before] + [q.text for q in sentences])
+    covered, keyword = coverage(question, said), float(asked == "keyword")
     return {
-        "evidence": max((scores[s] for s in sentences if s in scores), default=0.0),
-        "coverage": coverage(question, said),
+        "evidence": max((scores[q.id] for q in sentences if q.id in scores), default=0.0),
+        "coverage": covered,
+        "keyword": keyword,
+        "keyword_coverage": keyword * covered,
+        "yes_no": float(asked == "yes_no"),
         "unmatched": unmatched_numbers(question, said),
-        "other_edition": float(other_edition(question, said)),
+        "another_occasion": float(other_edition(question, said) or other_occasion(question, said)),
     }
 
 
-def _with_neighbours(store: Store, passage: int, best: int, scores: dict[int, float]) -> tuple[int, ...]:
+def _with_neighbours(found: Found, best: Quote, scores: dict[int, float]) -> tuple[Quote, ...]:
     """The best-scored sentence, with the sentences right before and after it in the passage that the evidence
     model also judges to answer (a list announced in one sentence and given in the next)."""
-    ids = _sentence_ids(store, passage)
-    return tuple(s for s in (best - 1, best, best + 1) if s == best or (s in ids and scores.get(s, -1.0) > 0))
+    return tuple(q for q in found.sentences if q == best or (abs(q.id - best.id) == 1 and scores.get(q.id, -1.0) > 0))
 
 
-def _closest_sentence(retrieval: Retrieval, store: Store, hit: Hit, rank: int) -> Candidate:
+def _closest_sentence(similarity: dict[int, float], found: Found, rank: int) -> Candidate:
     """Without a reader: the passage's sentence most similar to the question."""
-    best = _closest(retrieval, store, hit.passage)
-    return Candidate(hit, (best,), None, _retrieval_features(retrieval, hit, rank, (best,)))
+    best = _closest(similarity, found)
+    return Candidate(found, (best,), None, _retrieval_features(similarity, found, rank, (best,)))
 
 
-def _retrieval_features(retrieval: Retrieval, hit: Hit, rank: int, sentences: tuple[int, ...]) -> dict[str, float]:
+def _retrieval_features(
+    similarity: dict[int, float], found: Found, rank: int, sentences: tuple[Quote, ...]
+) -> dict[str, float]:
     """How strongly retrieval backs a passage: its fused score, its dense similarity, its rank, the dense
     similarity of the sentences quoted from it."""
     return {
-        "retrieval": hit.score,
-        "dense": hit.dense,
-        "sentence": max(retrieval.sentence_similarity[s] for s in sentences),
+        "retrieval": found.hit.score,
+        "dense": found.hit.dense,
+        "sentence": max(similarity[q.id] for q in sentences),
         "rank": float(rank),
     }
 
 
-def _closest(retrieval: Retrieval, store: Store, passage: int) -> int:
+def _closest(similarity: dict[int, float], found: Found) -> Quote:
     """The passage's sentence most similar to the question."""
-    return max(_sentence_ids(store, passage), key=retrieval.sentence_similarity.__getitem__)
-
-
-def _sentence_ids(store: Store, passage: int) -> range:
-    return store.passages[passage].sentence_ids
-
-
-def _before(store: Store, sentence: int) -> str:
-    """The sentence before this one in its document ("" for a document's first)."""
-    previous = store.sentences[sentence - 1] if sentence > 0 else None
-    return previous.text if previous is not None and previous.document == store.sentences[sentence].document else ""
-
-
-def _sentence_spans(store: Store, passage: int) -> list[tuple[int, tuple[int, int]]]:
-    """Each sentence of a passage with its character span in the passage's text."""
-    text, cursor, spans = store.passages[passage].text, 0, []
-    for s in _sentence_ids(store, passage):
-        start = text.find(store.sentences[s].text, cursor)
-        if start < 0:
-            continue
-        cursor = start + len(store.sentences[s].text)
-        spans.append((s, (start, cursor)))
-    return spans
+    return max(found.sentences, key=lambda q: similarity[q.id])
 
 
 def _adds(candidate: Candidate, chosen: list[Candidate]) -> bool:
@@ -237,7 +232,7 @@ def _adds(candidate: Candidate, chosen: list[Candidate]) -> bool:
     if candidate.short_answer is None:
         return False
     for other in chosen:
-        if other.hit.passage == candidate.hit.passage or set(other.sentences) & set(candidate.sentences):
+        if other.found.hit.passage == candidate.found.hit.passage or set(other.sentences) & set(candidate.sentences):
             return False
         if other.short_answer is not None and same_answer(other.short_answer, candidate.short_answer):
             return False
@@ -248,27 +243,19 @@ def _repeats(candidate: Candidate, given: Sequence[str]) -> bool:
     return candidate.short_answer is not None and any(same_answer(candidate.short_answer, g) for g in given)
 
 
-def same_answer(a: str, b: str) -> bool:
-    """Whether two short answers say the same thing: one's words (case, punctuation and articles aside) are
-    among the other's."""
-    words_a, words_b = (set(re.findall(r"\w+", t.lower())) - {"a", "an", "the"} for t in (a, b))
-    return words_a <= words_b or words_b <= words_a
-
-
-def _compose(question: str, store: Store, chosen: list[Candidate], confidence: float) -> Answer:
+def _compose(question: str, chosen: list[Candidate], confidence: float) -> Answer:
     """Stitch the chosen proposals' sentences into one reply, numbering each distinct cited passage once."""
     cited: dict[int, Citation] = {}
     parts = []
     for candidate in chosen:
-        passage = candidate.hit.passage
+        passage = candidate.found.hit.passage
         if passage not in cited:
-            cited[passage] = _citation(store, len(cited) + 1, candidate.hit)
-        quote = " ".join(store.sentences[s].text for s in candidate.sentences)
-        parts.append(f"{quote} [{cited[passage].n}]")
+            cited[passage] = _citation(len(cited) + 1, candidate.found)
+        parts.append(f"{candidate.quote} [{cited[passage].n}]")
     return Answer(question, " ".join(parts), False, list(cited.values()), chosen[0].short_answer, [], confidence)
 
 
-def _citation(store: Store, n: int, hit: Hit) -> Citation:
-    p = store.passages[hit.passage]
-    doc = store.documents[p.document]
-    return Citation(n, p.document, doc.title, p.paragraph, p.text, round(hit.score, 4), doc.source, doc.url, p.page)
+def _citation(n: int, found: Found) -> Citation:
+    doc = found.document
+    score = round(found.hit.score, 4)
+    return Citation(n, doc.id, doc.title, found.paragraph, found.text, score, doc.source, doc.url, found.page)

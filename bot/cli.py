@@ -10,13 +10,18 @@ import sys
 import textwrap
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from bot.engine import KNOWN_ERRORS, Answer, DocumentError, Engine, InvalidQuestion, build_index
+from bot.errors import KNOWN_ERRORS, InvalidQuestion
 from bot.history import Conversations, Turn
+from bot.knowledge import build_index, index_manager
 from bot.questionlog import LogError, Origin, QuestionLog, open_log
-from bot.replies import document_line
+from bot.replies import Answer, document_line
 from bot.settings import Settings, load_settings
+from index.documents import DocumentError
+
+if TYPE_CHECKING:
+    from bot.engine import Engine
 
 CHAT = "terminal"  # the terminal chat is one conversation
 
@@ -95,10 +100,10 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
 
 def _add(args: argparse.Namespace, settings: Settings) -> int:
     """Add each URL or file in turn; a failure is reported and the next one still tried."""
-    engine, failed = Engine(settings), 0
+    indexes, failed = index_manager(settings), 0
     for source in args.sources:
         try:
-            change = engine.add_url(source) if "://" in source else engine.add_file(Path(source).name, _read(source))
+            change = indexes.add_url(source) if "://" in source else indexes.add_file(Path(source).name, _read(source))
         except KNOWN_ERRORS as exc:
             print(f"error: {source}: {exc}", file=sys.stderr)
             failed += 1
@@ -108,12 +113,12 @@ def _add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _remove(args: argparse.Namespace, settings: Settings) -> int:
-    print(Engine(settings).remove(args.document).describe())
+    print(index_manager(settings).remove(args.document).describe())
     return 0
 
 
 def _sources(args: argparse.Namespace, settings: Settings) -> int:
-    sources = Engine(settings).sources()
+    sources = index_manager(settings).sources()
     print(f"Index built {sources.built_at} with {sources.model}: {sources.passages} passages.")
     for doc in sources.documents:
         print(f"- {doc.title}\n  {document_line(doc)}" + (f"\n  {doc.url}" if doc.url else ""))
@@ -131,7 +136,7 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     if (args.question is None) == (args.batch is None):
         print("error: give either a question or --batch FILE", file=sys.stderr)
         return 2
-    engine, questions = Engine(settings), open_log(settings)
+    engine, questions = _engine(settings), open_log(settings)
     if args.batch is not None:
         with _open_input(args.batch) as lines:
             for line in lines:
@@ -149,7 +154,7 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
 
 def _chat(args: argparse.Namespace, settings: Settings) -> int:
     """One conversation: each question is answered with the turns before it (HISTORY_TURNS)."""
-    engine, questions = Engine(settings), open_log(settings)
+    engine, questions = _engine(settings), open_log(settings)
     memory = Conversations(settings.history_turns, settings.history_ttl_minutes * 60)
     if args.json:
         for line in sys.stdin:
@@ -166,6 +171,13 @@ def _chat(args: argparse.Namespace, settings: Settings) -> int:
         except InvalidQuestion as exc:
             print(f"{exc}\n")
     return 0
+
+
+def _engine(settings: Settings) -> Engine:
+    """The answering engine: torch and the models load only for commands that answer."""
+    from bot.engine import Engine
+
+    return Engine(settings)
 
 
 def _converse(engine: Engine, question: str, memory: Conversations) -> Answer:
@@ -211,7 +223,7 @@ def _ask_json(
 
 def _record(questions: QuestionLog | None, answer: Answer, front_end: str) -> None:
     if questions is not None:
-        questions.record(answer, Origin(front_end), sum(answer.timings_ms.values()))
+        questions.record(answer, Origin(front_end), answer.latency_ms)
 
 
 def _stats(args: argparse.Namespace, settings: Settings) -> int:

@@ -23,11 +23,10 @@ import yarl
 from discord import app_commands
 from discord.ext import commands, tasks
 
-from bot.cogs.admin import AdminCog
+from bot.cogs.admin import AdminCog, NotAdmin
 from bot.cogs.ask import AskCog
 from bot.cogs.documents import DocumentsCog
-from bot.engine import Engine
-from bot.feedback import VoteButton
+from bot.feedback import CommentBoxes, VoteButton
 from bot.questionlog import QuestionLog, open_log
 from bot.replies import APOLOGY
 from bot.settings import Settings
@@ -54,6 +53,8 @@ PERMISSIONS = discord.Permissions(
 
 
 if TYPE_CHECKING:  # the mixin is written against commands.Bot; it is combined with Bot or AutoShardedBot below
+    from bot.engine import Engine
+
     _BotBase = commands.Bot
 else:
     _BotBase = object
@@ -75,14 +76,15 @@ class _ArticleBotMixin(_BotBase):
         self.settings = settings
         self.engine = engine
         self.questions: QuestionLog | None = None
+        self.comment_boxes = CommentBoxes()
 
     async def setup_hook(self) -> None:
         await self._use_announced_gateway()  # first: a failure here leaves nothing to undo before a retry
         self.questions = await asyncio.to_thread(open_log, self.settings)
         self.add_dynamic_items(VoteButton)  # 👍/👎 under answers sent before a restart keep working
         await self.add_cog(AskCog(self, self.engine, self.settings, self.questions))
-        await self.add_cog(AdminCog(self.engine, self.settings, self.questions))
-        await self.add_cog(DocumentsCog(self.engine, self.settings))
+        await self.add_cog(AdminCog(self.engine.indexes, self.questions))
+        await self.add_cog(DocumentsCog(self.engine.indexes))
         self.tree.error(self.on_app_command_error)
         if self.settings.discord_guild_id:
             guild = discord.Object(id=self.settings.discord_guild_id)
@@ -96,6 +98,8 @@ class _ArticleBotMixin(_BotBase):
         if self.settings.index_watch_seconds:
             self.watch_index.change_interval(seconds=self.settings.index_watch_seconds)
             self.watch_index.start()
+        if self.questions is not None:
+            self.expire_questions.start()
 
     async def _use_announced_gateway(self) -> None:
         """Connect to the gateway the REST API names (GET /gateway/bot), as Discord asks of clients, rather than at
@@ -107,25 +111,37 @@ class _ArticleBotMixin(_BotBase):
     async def watch_index(self) -> None:
         """Serve a build another process published; a failure is logged and the next check tries again."""
         try:
-            await asyncio.to_thread(self.engine.refresh)
+            await asyncio.to_thread(self.engine.indexes.refresh)
         except Exception:
             log.exception("checking %s for a new index failed", self.settings.index_dir)
+
+    @tasks.loop(hours=24)
+    async def expire_questions(self) -> None:
+        """Delete logged questions past LOG_RETENTION_DAYS once a day, whether or not questions are asked."""
+        if self.questions is not None:
+            await asyncio.to_thread(self.questions.expire)
 
     async def on_message(self, message: discord.Message) -> None:
         """Messages are questions for the AskCog, never prefix commands: skip `process_commands`."""
 
     async def close(self) -> None:
         self.watch_index.cancel()
+        self.expire_questions.cancel()
+        self.comment_boxes.close_all()
         await super().close()
         if self.questions is not None:
             self.questions.close()
 
     async def on_ready(self) -> None:
-        log.info("ready: logged in as %s, answering from %d passages", self.user, self.engine.sources().passages)
+        log.info("ready: logged in as %s, answering from %d passages", self.user, len(self.engine.store.passages))
         log.info("invite the bot to a server with %s", invite_url(self.application_id or 0))
 
     async def on_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
-        """Log the traceback; the user gets a short apology, never the traceback."""
+        """A member who is not an admin is told so privately; any other failure is logged with its traceback and
+        the user gets a short apology, never the traceback."""
+        if isinstance(error, NotAdmin):
+            await interaction.response.send_message(str(error), ephemeral=True)
+            return
         log.error("command %s failed", interaction.command and interaction.command.name, exc_info=error)
         if interaction.response.is_done():
             await interaction.followup.send(APOLOGY, ephemeral=True)
@@ -181,6 +197,8 @@ def use_discord_api(url: str) -> None:
 def run_bot(settings: Settings) -> int:
     """Load the engine (model and index) first, then connect; one clear line if Discord refuses the token."""
     assert settings.discord_token is not None
+    from bot.engine import Engine  # torch and the models load only to serve
+
     use_discord_api(settings.discord_api_url)
     engine = Engine(settings)
     bot = create_bot(settings, engine)

@@ -7,11 +7,15 @@ escape sequence or an unclosed `**`; the whole embed is then shrunk until it fit
 from __future__ import annotations
 
 import textwrap
+from typing import TYPE_CHECKING
 
 import discord
 from discord.utils import escape_markdown, escape_mentions
 
-from bot.replies import Answer, Citation, Sources, document_line
+from bot.replies import Answer, Citation, document_line
+
+if TYPE_CHECKING:
+    from index.manager import Sources
 
 DESCRIPTION_LIMIT = 4096
 FIELD_NAME_LIMIT = 256

@@ -1,5 +1,5 @@
-"""What the engine gives the front ends: answers with their citations, and what the bot knows. Plain dataclasses
-that import nothing heavy, so that rendering and logging them does not load the model.
+"""What the engine gives the front ends: answers with their citations, and one line per document. Plain
+dataclasses that import nothing heavy, so that rendering and logging them does not load the model.
 """
 
 from __future__ import annotations
@@ -56,35 +56,13 @@ class Answer:
             return "abstained"
         return "span" if self.short_answer is not None else "evidence"
 
+    @property
+    def latency_ms(self) -> float:
+        """The time it took to answer, all steps together."""
+        return sum(self.timings_ms.values())
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self) | {"answer_type": self.answer_type}
-
-
-@dataclass(frozen=True)
-class Sources:
-    """What the bot knows: the indexed documents and when and how the index was built."""
-
-    documents: list[DocumentInfo]
-    built_at: str
-    model: str
-    passages: int
-
-
-@dataclass(frozen=True)
-class Change:
-    """What adding or removing a document did: the document as indexed, and the seconds it took in all."""
-
-    action: str  # "added" or "removed"
-    document: DocumentInfo
-    seconds: float
-
-    def describe(self) -> str:
-        """One line for the admin: "Added “Title” (title.md): 9 paragraphs, 14 passages, in 2.1 s."."""
-        doc = self.document
-        return (
-            f"{self.action.capitalize()} “{doc.title}” ({doc.id}): {doc.paragraphs} paragraphs, "
-            f"{doc.passages} passages, in {self.seconds:.1f} s."
-        )
 
 
 def document_line(doc: DocumentInfo) -> str:

@@ -5,12 +5,20 @@ Every variable is documented in `.env.example` and in docs/configuration.md.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.calibration import BUNDLED
+from index.embedder import DEFAULT_MODEL
+from index.extract import ExtractLimits
+from index.manager import Editing, Tuning
+from index.passages import Chunking
+from index.vectors import AUTO
 
 BUNDLED_CORPUS = Path(__file__).parent / "corpus"
 DISCORD_API = "https://discord.com/api/v10"
@@ -31,27 +39,30 @@ class Settings(BaseSettings):
     # The corpus and its index.
     corpus_dir: Path = BUNDLED_CORPUS
     index_dir: Path = Path("data/index")
-    embedding_model: str = "all-MiniLM-L6-v2"
-    chunk_max_chars: int = Field(1000, ge=50)
-    chunk_overlap: int = Field(1, ge=0)
+    embedding_model: str = DEFAULT_MODEL
+    chunk_max_chars: int = Field(Chunking.max_chars, ge=50)
+    chunk_overlap: int = Field(Chunking.overlap, ge=0)
     sentence_splitter: Literal["pysbd", "blingfire"] = "pysbd"
-    index_type: str = "auto"
+    index_type: str = AUTO
     index_watch_seconds: float = Field(10.0, ge=0)
     approx_index_threshold: int = Field(200_000, ge=1)
-    nprobe: int = Field(32, ge=1)
-    ef_search: int = Field(64, ge=1)
+    nprobe: int = Field(Tuning.nprobe, ge=1)
+    ef_search: int = Field(Tuning.ef_search, ge=1)
 
     # Adding documents (/add, `articlebot add`).
-    max_document_bytes: int = Field(10_000_000, ge=1000)
+    max_document_bytes: int = Field(Editing.max_bytes, ge=1000)
+    max_document_pages: int = Field(ExtractLimits.max_pages, ge=1)
+    max_document_chars: int = Field(ExtractLimits.max_chars, ge=1000)
+    extract_timeout_seconds: float = Field(ExtractLimits.timeout_seconds, ge=1)
     allow_private_urls: bool = False
     allowed_private_hosts: NameList = []
 
     # Answering.
     top_k: int = Field(3, ge=1, le=10)
-    reader_model: str = "bundled"
+    reader_model: str = BUNDLED
     reader_passages: int = Field(3, ge=1, le=10)
     reader_precision: Literal["auto", "bf16", "fp32"] = "auto"
-    evidence_model: str = "bundled"
+    evidence_model: str = BUNDLED
     min_confidence: float | None = Field(None, ge=0, le=1)
     max_question_chars: int = Field(500, ge=10)
 
@@ -74,6 +85,7 @@ class Settings(BaseSettings):
     ask_channel_ids: IdList = []
     allow_dms: bool = True
     cooldown_seconds: float = Field(3.0, ge=0)
+    max_concurrent_questions: int = Field(8, ge=1, le=1000)
     shard_count: int | None = Field(None, ge=1)
     shard_ids: IdList = []
     discord_api_url: str = DISCORD_API
@@ -101,11 +113,23 @@ class Settings(BaseSettings):
     @field_validator("discord_api_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        """An http(s) URL with a host, without a trailing slash: discord.py appends paths such as /users/@me."""
+        """An http(s) URL with a host, without a trailing slash: discord.py appends paths such as /users/@me.
+        Plain http only to this machine, and no credentials: the bot token goes with every request."""
         url = value.strip().rstrip("/")
         if not _is_http_url(url):
             raise ValueError(
                 f"must be an http(s) URL: Discord's REST API, {DISCORD_API} (unset it for that), or a proxy's"
+            )
+        parts = urlsplit(url)
+        if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+            raise ValueError(
+                "must be https:// unless it points at this machine (127.0.0.1, ::1 or localhost): over http:// "
+                "the bot token would travel in clear; use the proxy's https:// address"
+            )
+        if parts.username is not None or parts.password is not None:  # the URL itself is never echoed
+            raise ValueError(
+                "must not contain user:password@: discord.py sends the bot token as the Authorization header, "
+                "which leaves no room for a proxy's own credentials; remove them and restrict the proxy by address"
             )
         return url
 
@@ -128,6 +152,16 @@ def _is_http_url(url: str) -> bool:
         return False
     plain = not (parts.query or parts.fragment)  # discord.py appends each route's path to the URL
     return parts.scheme in {"http", "https"} and bool(parts.hostname) and port_ok and plain
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether `host` is this machine: localhost, 127.0.0.0/8 or ::1."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name other than localhost: it may resolve anywhere
+        return False
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -4,7 +4,6 @@ evidence model, and by the training scripts that write them."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as transformers_logging
 
 from index.embedder import ModelError, model_location
+from index.store import file_sha256
 
 
 def load_tuned(
@@ -24,7 +24,7 @@ def load_tuned(
     tokenizer and card. `setting` names the variable that turns the model off, for the error messages."""
     card = json.loads((folder / card_name).read_text(encoding="utf-8"))
     path = folder / weights
-    if not path.exists() or sha256(path) != card["sha256"]:
+    if not path.exists() or file_sha256(path) != card["sha256"]:
         raise ModelError(f"the weights in {path} are missing or corrupt: reinstall, or set {setting}=none")
     base = model_location(card["base_model"])
     verbosity = transformers_logging.get_verbosity()
@@ -48,9 +48,5 @@ def save_tuned(model: PreTrainedModel, folder: Path, weights: str, card_name: st
     frozen = set(card["frozen"])
     state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items() if k not in frozen}
     save_file(state, folder / weights)
-    card = card | {"sha256": sha256(folder / weights)}
+    card = card | {"sha256": file_sha256(folder / weights)}
     (folder / card_name).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -121,12 +121,7 @@ def _read(
     documents = load_corpus(config.corpus_dir)
     passages, sentences = chunk(documents, config.chunking, splits)
     per_document = Counter(p.document for p in passages)
-    infos = {
-        d.id: DocumentInfo(
-            d.id, d.title, d.source, d.url, d.date, len(d.paragraphs), per_document[d.id], d.origin, d.added, d.digest
-        )
-        for d in documents
-    }
+    infos = {d.id: d.info(per_document[d.id]) for d in documents}
     ids = list(infos)
     return infos, Table.of(Passage, passages, ids), Table.of(Sentence, sentences, ids)
 

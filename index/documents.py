@@ -8,9 +8,10 @@ text as read, so every quote can be traced back to the exact characters of the f
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import yaml
@@ -24,6 +25,8 @@ _COPYRIGHT_OWNER = re.compile(
 )
 _HEADING = re.compile(r"^#{1,6}\s+")
 _PAGE_MARKER = re.compile(r"<!-- page (\d+) -->")
+MAX_FRONT_MATTER = 8192  # characters: a few metadata lines, never a document's worth of YAML
+_SCALARS = (str, int, float, bool, datetime.date, type(None))  # datetime.datetime is a date
 
 
 class CorpusError(Exception):
@@ -48,19 +51,25 @@ class Paragraph:
     page: int | None = None
 
 
-@dataclass(frozen=True)
-class Document:
-    """One corpus file: metadata, its text as read, and the paragraphs kept after cleaning."""
+@dataclass(frozen=True, kw_only=True)
+class Metadata:
+    """What is known of a document besides its text: shared by the parsed document and the index's record of it."""
 
     id: str
     title: str
-    source: str | None
-    url: str | None
-    date: str | None
-    text: str
-    paragraphs: tuple[Paragraph, ...]
+    source: str | None = None
+    url: str | None = None
+    date: str | None = None
     origin: str | None = None  # how it was added: "url" or "file" (front matter); None for a file put in by hand
     added: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Document(Metadata):
+    """One corpus file: metadata, its text as read, and the paragraphs kept after cleaning."""
+
+    text: str
+    paragraphs: tuple[Paragraph, ...]
 
     def paragraph_text(self, paragraph: Paragraph) -> str:
         return self.text[paragraph.start : paragraph.end]
@@ -71,20 +80,18 @@ class Document:
         words = " ".join(" ".join(self.paragraph_text(p).split()) for p in self.paragraphs)
         return hashlib.sha256(words.encode()).hexdigest()
 
+    def info(self, passages: int) -> DocumentInfo:
+        """What the index keeps of this document, cut into `passages` passages."""
+        metadata = {f.name: getattr(self, f.name) for f in fields(Metadata)}
+        return DocumentInfo(**metadata, paragraphs=len(self.paragraphs), passages=passages, digest=self.digest)
 
-@dataclass(frozen=True)
-class DocumentInfo:
+
+@dataclass(frozen=True, kw_only=True)
+class DocumentInfo(Metadata):
     """What the index knows of a document: its metadata and how much of it was indexed."""
 
-    id: str
-    title: str
-    source: str | None
-    url: str | None
-    date: str | None
     paragraphs: int
     passages: int
-    origin: str | None = None
-    added: str | None = None
     digest: str = ""
 
 
@@ -159,17 +166,53 @@ def _hidden(path: Path, root: Path) -> bool:
 
 
 def front_matter(text: str, path: Path) -> tuple[dict, int]:
-    """The YAML front matter as a dict, and the offset where the body starts."""
+    """The YAML front matter as a dict of single values, and the offset where the body starts; CorpusError for
+    front matter that is too long, uses anchors or aliases, or holds anything but single values."""
     match = _FRONT_MATTER.match(text)
     if not match:
         return {}, 0
+    if len(match.group(1)) > MAX_FRONT_MATTER:
+        raise CorpusError(
+            f"{path}: front matter is longer than {MAX_FRONT_MATTER:,} characters: keep it to title, source, url "
+            "and date"
+        )
     try:
-        meta = yaml.safe_load(match.group(1)) or {}
+        meta = yaml.load(match.group(1), Loader=_PlainLoader) or {}
+    except _AnchorError as exc:
+        raise CorpusError(
+            f"{path}: front matter uses a YAML anchor or alias (&name, *name) on line {exc.line}, which could "
+            "expand to megabytes: write each value out"
+        ) from exc
     except yaml.YAMLError as exc:
-        raise CorpusError(f"{path}: front matter is not valid YAML ({exc})") from exc
+        raise CorpusError(f"{path}: front matter is not valid YAML ({' '.join(str(exc).split())})") from exc
     if not isinstance(meta, dict):
         raise CorpusError(f"{path}: front matter must be key: value pairs (title, source, url, date)")
+    for key, value in meta.items():
+        if not isinstance(value, _SCALARS):
+            raise CorpusError(
+                f"{path}: front matter field {str(key)!r} holds a {type(value).__name__}, not a single value: give "
+                "each field text, a number or a date"
+            )
     return meta, match.end()
+
+
+class _AnchorError(yaml.YAMLError):
+    """Front matter uses an anchor or alias; `line` is the file's (front matter starts on line 2)."""
+
+    def __init__(self, line: int) -> None:
+        super().__init__(f"anchor or alias on line {line}")
+        self.line = line
+
+
+class _PlainLoader(yaml.SafeLoader):
+    """The safe YAML loader without anchors and aliases, which let a few hundred bytes expand to megabytes."""
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        """Refuse an alias (*name) or an anchor (&name) before composing the node."""
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise _AnchorError(event.start_mark.line + 2)
+        return super().compose_node(parent, index)
 
 
 def paragraph_spans(text: str, start: int) -> list[tuple[int, int]]:

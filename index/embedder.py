@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import logging
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sentence_transformers import SentenceTransformer
-from transformers.utils import logging as transformers_logging
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _BUNDLED = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
 
 log = logging.getLogger(__name__)
-transformers_logging.disable_progress_bar()  # the per-load "Loading weights" bar is noise in a CLI and logs
 
 
 class ModelError(Exception):
@@ -25,7 +26,8 @@ class ModelError(Exception):
 
 
 class Embedder:
-    """Encodes texts to L2-normalised float32 vectors with one model, loaded on first use (or by `load`)."""
+    """Encodes texts to L2-normalised float32 vectors with one model, loaded on first use (or by `load`):
+    creating one costs nothing, so code that may never embed (listing documents) can hold one."""
 
     def __init__(self, name: str = DEFAULT_MODEL, batch_size: int = 64) -> None:
         self.name = name
@@ -33,6 +35,10 @@ class Embedder:
 
     @cached_property
     def model(self) -> SentenceTransformer:
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # the per-load "Loading weights" bar is noise in a CLI and logs
         try:
             model = SentenceTransformer(model_location(self.name), device="cpu")
         except (OSError, ValueError) as exc:

@@ -8,11 +8,12 @@ winner from a tie.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from index import lexical
+from index.documents import DocumentInfo
 from index.store import Store
 
 
@@ -38,11 +39,42 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class Quote:
+    """A sentence of a retrieved passage: the sentence before it in its document ("" for a document's first), and
+    its span in the passage's text (None when the passage does not hold it verbatim)."""
+
+    id: int
+    text: str
+    before: str
+    span: tuple[int, int] | None
+
+
+@dataclass(frozen=True)
+class Found:
+    """A retrieved passage with everything an answer reads, quotes and cites: its text, the sentence before it,
+    its sentences, its document and place."""
+
+    hit: Hit
+    text: str
+    before: str
+    sentences: tuple[Quote, ...]
+    document: DocumentInfo
+    paragraph: int
+    page: int | None
+
+
+@dataclass(frozen=True)
 class Retrieval:
-    """Ranked passages, plus the dense similarity of every sentence of the candidate passages."""
+    """Ranked passages, plus the dense similarity of every sentence of the candidate passages; `found` reads the
+    top ones from the store searched."""
 
     hits: list[Hit]
     sentence_similarity: dict[int, float]
+    store: Store = field(compare=False, repr=False)
+
+    def found(self, n: int) -> list[Found]:
+        """The top `n` passages, read from the store."""
+        return [_read(self.store, hit) for hit in self.hits[:n]]
 
 
 def search(store: Store, query_vector: np.ndarray, query_tokens: list[str], fusion: Fusion) -> Retrieval:
@@ -71,7 +103,27 @@ def search(store: Store, query_vector: np.ndarray, query_tokens: list[str], fusi
         )
         for i in order
     ]
-    return Retrieval(hits, similarity)
+    return Retrieval(hits, similarity, store)
+
+
+def _read(store: Store, hit: Hit) -> Found:
+    passage = store.passages[hit.passage]
+    quotes, cursor = [], 0
+    for s in passage.sentence_ids:
+        text = store.sentences[s].text
+        start = passage.text.find(text, cursor)
+        span = None if start < 0 else (start, start + len(text))
+        cursor = span[1] if span else cursor
+        quotes.append(Quote(s, text, _before(store, s), span))
+    document = store.documents[passage.document]
+    before = quotes[0].before if quotes else ""
+    return Found(hit, passage.text, before, tuple(quotes), document, passage.paragraph, passage.page)
+
+
+def _before(store: Store, sentence: int) -> str:
+    """The sentence before this one in its document ("" for a document's first)."""
+    previous = store.sentences[sentence - 1] if sentence > 0 else None
+    return previous.text if previous is not None and previous.document == store.sentences[sentence].document else ""
 
 
 def _candidates(

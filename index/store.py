@@ -85,13 +85,13 @@ class FileCheck:
 
     @classmethod
     def of(cls, path: Path) -> FileCheck:
-        return cls(path.stat().st_size, _sha256(path))
+        return cls(path.stat().st_size, file_sha256(path))
 
     def problem(self, path: Path) -> str | None:
         """Why `path` is not the file written, or None; the checksum is compared only up to VERIFY_BYTES."""
         if not path.is_file() or path.stat().st_size != self.size:
             return "missing or corrupt"
-        if self.size <= VERIFY_BYTES and _sha256(path) != self.sha256:
+        if self.size <= VERIFY_BYTES and file_sha256(path) != self.sha256:
             return "corrupt"
         return None
 
@@ -166,9 +166,7 @@ def _data_files(folder: Path) -> list[str]:
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def file_sha256(path: Path) -> str:
+    """The hex sha256 of a file's bytes, read in chunks."""
     with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()

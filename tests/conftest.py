@@ -7,20 +7,23 @@ import asyncio
 import gc
 import os
 import shutil
+import sys
 import threading
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from discord.ext import commands
 from discord_emulator import DiscordEmulator
 
 from bot.discord_bot import create_bot
-from bot.engine import Engine
 from bot.settings import BUNDLED_CORPUS, Settings, load_settings
 from index.embedder import Embedder
+
+if TYPE_CHECKING:
+    from bot.engine import Engine
 
 ROWING = Path(__file__).parent / "articles" / "rowing"
 
@@ -41,13 +44,24 @@ def pytest_configure(config: pytest.Config) -> None:
             os.environ.pop(name.upper(), None)
 
 
-def pytest_report_header(config: pytest.Config) -> str:
-    """Which precision the reader runs in here: answers near the threshold may differ between fp32 and bf16."""
-    from bot.reader import bf16_pays
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by what it runs, read from the fixtures it uses: `model`, `discord`."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "embedder" in fixtures:
+            item.add_marker(pytest.mark.model)
+        if "emu" in fixtures:
+            item.add_marker(pytest.mark.discord)
 
-    chosen = os.environ.get(PRECISION.upper(), "auto")
-    running = chosen if chosen != "auto" else "bf16" if bf16_pays() else "fp32"
-    return f"reader precision: {running} (READER_PRECISION={chosen})"
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Which precision the reader ran in, when a test loaded it: answers near the threshold may differ between fp32
+    and bf16. (Said at the end, so that the unit tests never import torch.)"""
+    reader = sys.modules.get("bot.reader")
+    if reader is not None:
+        chosen = os.environ.get(PRECISION.upper(), "auto")
+        running = chosen if chosen != "auto" else "bf16" if reader.bf16_pays() else "fp32"
+        terminalreporter.write_line(f"reader precision: {running} (READER_PRECISION={chosen})")
 
 
 @pytest.fixture(scope="session")
@@ -65,14 +79,14 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="session")
 def engine(settings: Settings, embedder: Embedder) -> Engine:
-    return Engine(settings, embedder)
+    return new_engine(settings, embedder)
 
 
 @pytest.fixture(scope="session")
 def engines(engine: Engine, settings: Settings, embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The bundled article's engine, and one over the test article."""
     rowing = settings.model_copy(update={"corpus_dir": ROWING, "index_dir": tmp_path_factory.mktemp("rowing-index")})
-    return {"wego": engine, "rowing": Engine(rowing, embedder)}
+    return {"wego": engine, "rowing": new_engine(rowing, embedder)}
 
 
 @pytest.fixture
@@ -84,7 +98,14 @@ def corpus_copy(tmp_path: Path) -> Path:
 @pytest.fixture
 def own_engine(embedder: Embedder, corpus_copy: Path, tmp_path: Path) -> Engine:
     """An engine over a writable copy of the bundled corpus, with its own index folder and question log."""
-    return Engine(own_settings(corpus_copy, tmp_path), embedder)
+    return new_engine(own_settings(corpus_copy, tmp_path), embedder)
+
+
+def new_engine(settings: Settings, embedder: Embedder) -> Engine:
+    """An engine (imported here, so that the unit tests, which need none, never import torch)."""
+    from bot.engine import Engine
+
+    return Engine(settings, embedder)
 
 
 def own_settings(corpus: Path, folder: Path, **overrides: Any) -> Settings:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY_SQUAD = {
@@ -128,10 +130,15 @@ def test_scale_benchmark_measures_exact_approximate_and_bm25(tiny_squad: Path, t
 
 @pytest.mark.timeout(240)
 def test_end_to_end_scale_builds_loads_and_asks_through_the_engine(tiny_squad: Path, tmp_path: Path) -> None:
-    args = ["--end-to-end", "--data", str(tiny_squad), "--sizes", "300", "--queries", "4", "--out-dir", str(tmp_path)]
+    args = ["--data", str(tiny_squad), "--sizes", "300", "--queries", "4", "--out-dir", str(tmp_path)]
     env = os.environ | {"APPROX_INDEX_THRESHOLD": "500"}  # the approximate index, as a large corpus gets it
     run = subprocess.run(
-        [sys.executable, "benchmarks/scale.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+        [sys.executable, "benchmarks/engine_scale.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     [row] = json.loads((tmp_path / "scale-engine.json").read_text())
     assert row["passages"] >= 300 and row["sentences"] >= 2 * 300 and row["vectors"] > 1000
@@ -175,3 +182,15 @@ def test_conversation_benchmark_compares_history_with_none(tmp_path: Path) -> No
     # History may help a change of topic (an answer already given yields to a new one) but must not hurt it.
     assert with_history["follow_up"] > alone["follow_up"] and with_history["new_topic"] >= alone["new_topic"]
     assert "with history" in run.stdout and "follow_up" in run.stdout
+
+
+@pytest.mark.timeout(240)
+def test_soak_replies_to_every_question_and_click_exactly_once(tmp_path: Path) -> None:
+    out = tmp_path / "soak.json"
+    command = [sys.executable, "benchmarks/soak.py", "--minutes", "0.5", "--members", "5", "--out", str(out)]
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+    result = json.loads(out.read_text())
+    assert result["asked"] > 0 and result["exactly_once"] == result["asked"]
+    assert result["unanswered"] == result["duplicated"] == result["failed_requests"] == 0
+    assert result["admin"]["add"].startswith("Nothing changed: ") and result["admin"]["rebuild"].startswith("Index")
+    assert "minute   1:" in run.stdout

@@ -15,6 +15,8 @@ from fpdf import FPDF
 
 from bot.settings import BUNDLED_CORPUS
 
+pytestmark = pytest.mark.slow
+
 ARTICLEBOT = str(Path(sys.executable).parent / "articlebot")
 TUNNEL = "the-harwick-railway-tunnel.md"  # the corpus file of the PDF the tests add
 

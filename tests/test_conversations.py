@@ -13,6 +13,8 @@ from bot.history import Turn
 from bot.replies import Answer
 from training.cases import is_right
 
+pytestmark = pytest.mark.slow
+
 CONVERSATIONS = yaml.safe_load((Path(__file__).parent / "conversations.yaml").read_text(encoding="utf-8"))
 CHATS = CONVERSATIONS["conversations"]
 

@@ -12,6 +12,8 @@ from bot.engine import Engine
 from bot.settings import Settings
 from index.embedder import Embedder
 
+pytestmark = pytest.mark.slow
+
 SETS = load_sets()
 RIGHT = 0.65  # of every article's questions, answerable and not (measured: 0.75 to 0.81)
 REFUSED = 0.40  # of the questions each article leaves open (measured: 4 to 6 of 7)

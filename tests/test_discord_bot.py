@@ -20,17 +20,18 @@ from typing import Any
 import discord
 import pytest
 import yaml
-from conftest import own_settings
+from conftest import handlers_done, own_settings
 from discord.ext import commands
 from discord_emulator import FLAG_EPHEMERAL, DiscordEmulator, RecordedRequest
 from pydantic import SecretStr
 
 from bot.discord_bot import PERMISSIONS, create_bot, invite_url, run_bot, serve
 from bot.engine import Engine
+from bot.questionlog import COMMENT_CHARS
 from bot.settings import Settings
 from index.embedder import Embedder
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 CALLBACK_MESSAGE, CALLBACK_DEFERRED = 4, 5
 SECRETARIAT = "Who heads WeGO's secretariat?"
@@ -202,10 +203,10 @@ async def test_sources_and_help(emu: DiscordEmulator, start_bot: StartBot, engin
     [callback] = await emu.wait_for_responses(sources.id, 1, timeout=60)
     assert callback.body["type"] == CALLBACK_MESSAGE and callback.body["data"]["flags"] & FLAG_EPHEMERAL
     [embed] = callback.body["data"]["embeds"]
-    [document] = engine.sources().documents
+    [document] = engine.indexes.sources().documents
     assert embed["fields"][0]["name"].startswith("6th WeGO General Assembly")
     assert f"{document.passages} passages" in embed["fields"][0]["value"]
-    assert engine.sources().built_at in embed["description"]
+    assert engine.indexes.sources().built_at in embed["description"]
 
     help_ = await emu.send_slash_command(user, "help")
     [callback] = await emu.wait_for_responses(help_.id, 1, timeout=60)
@@ -256,6 +257,44 @@ async def test_cooldown_says_when_to_try_again(emu: DiscordEmulator, start_bot: 
     assert "embeds" in (await ask_by_mention(emu, other, "where was it held?")).body, "other users are not slowed"
 
 
+async def test_an_empty_question_counts_against_the_cooldown_and_a_flood_gets_one_reply(
+    emu: DiscordEmulator, start_bot: StartBot
+) -> None:
+    user, other = emu.add_member("liam"), emu.add_member("mia")
+    await start_bot(cooldown_seconds=60)
+
+    empty = await ask_by_mention(emu, user, "   ")
+    assert "Ask a question about the article" in empty.body["content"]
+    again = await ask_by_mention(emu, user, SECRETARIAT)
+    assert "Try again in 60 s" in again.body["content"], "the empty question started the wait"
+    flood = [await emu.send_message(user, "   ", mention_bot=True) for _ in range(5)]
+    interaction = await emu.send_slash_command(user, "ask", {"question": "why " * 200})
+    [refusal] = await emu.wait_for_responses(interaction.id, 1, timeout=60)
+    assert "Try again in" in refusal.body["data"]["content"] and refusal.body["data"]["flags"] & FLAG_EPHEMERAL
+    assert "embeds" in (await ask_by_mention(emu, other, SECRETARIAT)).body  # answered after the flood was seen
+    assert all(emu.replies_to(message) == [] for message in flood), "told once per wait, then not again"
+
+
+async def test_past_max_concurrent_questions_a_member_is_told_the_bot_is_busy(
+    emu: DiscordEmulator, start_bot: StartBot
+) -> None:
+    first, second, third = emu.add_member("nell"), emu.add_member("omar"), emu.add_member("pia")
+    await start_bot(max_concurrent_questions=1)
+    emu.response_delays[("POST", "/channels/{channel_id}/messages")] = 5.0  # the first answer is still being sent
+    question = await emu.send_message(first, SECRETARIAT, mention_bot=True)
+    await emu.wait_for(lambda: emu.replies_to(question), timeout=30)
+
+    interaction = await emu.send_slash_command(third, "ask", {"question": SECRETARIAT})
+    [refusal] = await emu.wait_for_responses(interaction.id, 1, timeout=30)
+    assert "try again in a moment" in refusal.body["data"]["content"]
+    assert refusal.body["data"]["flags"] & FLAG_EPHEMERAL
+    busy = await ask_by_mention(emu, second, SECRETARIAT)  # sent once the first answer's send returns
+    assert "try again in a moment" in busy.body["content"] and "embeds" not in busy.body
+    emu.response_delays.clear()
+    await handlers_done()  # the first answer has been sent: its place is free again
+    assert_cited_answer((await ask_by_mention(emu, second, SECRETARIAT)).body["embeds"][0], "Park Jung-sook", 11)
+
+
 async def test_a_failing_command_logs_and_apologises(
     emu: DiscordEmulator, start_bot: StartBot, own_engine: Engine, caplog, monkeypatch
 ) -> None:
@@ -278,15 +317,15 @@ async def test_a_failing_command_logs_and_apologises(
 async def test_rebuild_is_refused_to_non_admins(emu: DiscordEmulator, start_bot: StartBot, own_engine: Engine) -> None:
     user = emu.add_member("oscar", roles=(emu.add_role("Helpers", discord.Permissions(kick_members=True).value),))
     await start_bot(own_engine)
-    (own_engine.config.corpus_dir / "new.txt").write_text("A new document.\n", encoding="utf-8")
-    built_at = own_engine.sources().built_at
+    (own_engine.indexes.config.corpus_dir / "new.txt").write_text("A new document.\n", encoding="utf-8")
+    built_at = own_engine.indexes.sources().built_at
 
     interaction = await emu.send_slash_command(user, "rebuild")
     [refusal] = await emu.wait_for_responses(interaction.id, 1, timeout=60)
     assert refusal.body["type"] == CALLBACK_MESSAGE and refusal.body["data"]["flags"] & FLAG_EPHEMERAL
     assert "Only server administrators" in refusal.body["data"]["content"]
     await asyncio.sleep(0.2)
-    assert own_engine.sources().built_at == built_at and not own_engine.rebuilding
+    assert own_engine.indexes.sources().built_at == built_at and not own_engine.indexes.rebuilding
     assert len(emu.interaction_responses(interaction.id)) == 1
 
 
@@ -314,17 +353,17 @@ async def test_admin_rebuild_swaps_in_new_documents_while_answering(
     await start_bot(own_engine)
     question = "Who leads the lantern parade?"
     assert "Marrow" not in embed_text((await ask_by_mention(emu, user, question)).body["embeds"][0])
-    _write_festival(own_engine.config.corpus_dir / "festival.txt")
+    _write_festival(own_engine.indexes.config.corpus_dir / "festival.txt")
 
     rebuild = await emu.send_slash_command(admin, "rebuild")
     [started] = await emu.wait_for_responses(rebuild.id, 1, timeout=60)
     assert "Rebuilding" in started.body["data"]["content"] and started.body["data"]["flags"] & FLAG_EPHEMERAL
-    await emu.wait_for(lambda: own_engine.rebuilding, timeout=10)
+    await emu.wait_for(lambda: own_engine.indexes.rebuilding, timeout=10)
     during = [await ask_by_mention(emu, user, SECRETARIAT) for _ in range(3)]
     second = await emu.send_slash_command(admin, "rebuild")
     [busy] = await emu.wait_for_responses(second.id, 1, timeout=60)
     assert "already running" in busy.body["data"]["content"]
-    assert own_engine.rebuilding, "the questions were answered while the rebuild was still running"
+    assert own_engine.indexes.rebuilding, "the questions were answered while the rebuild was still running"
     for reply in during:
         assert_cited_answer(reply.body["embeds"][0], "Park Jung-sook", 11)
 
@@ -340,11 +379,11 @@ async def test_a_failed_rebuild_keeps_the_old_index(
 ) -> None:
     admin = emu.add_member("uma", admin=True)
     await start_bot(own_engine)
-    (own_engine.config.corpus_dir / "empty.txt").write_text("\n", encoding="utf-8")
+    (own_engine.indexes.config.corpus_dir / "empty.txt").write_text("\n", encoding="utf-8")
 
     interaction = await emu.send_slash_command(admin, "rebuild")
     _, failed = await emu.wait_for_responses(interaction.id, 2, timeout=60)
-    assert failed.body["content"].startswith("Rebuild failed, still answering from the previous index")
+    assert failed.body["content"].startswith("Nothing changed: ")
     assert "empty.txt" in failed.body["content"]
     assert_cited_answer((await ask_by_mention(emu, admin, SECRETARIAT)).body["embeds"][0], "Park Jung-sook", 11)
 
@@ -353,7 +392,7 @@ async def test_a_burst_of_questions_is_answered_and_logged_exactly_once(
     emu: DiscordEmulator, start_bot: StartBot, caplog, tmp_path: Path
 ) -> None:
     users = [emu.add_member(f"user{i}") for i in range(20)]
-    bot = await start_bot(database_url=f"sqlite:///{tmp_path / 'burst.db'}")
+    bot = await start_bot(database_url=f"sqlite:///{tmp_path / 'burst.db'}", max_concurrent_questions=200)
     started = time.monotonic()
     with caplog.at_level(logging.WARNING):
         asked = {}
@@ -493,6 +532,33 @@ async def test_votes_are_counted_once_per_member_and_a_down_vote_asks_why(
     assert stats["votes"] == {"up": 1, "down": 1}, "the member's second click changed their vote"
     [row] = list(bot.questions.rows(days=1))
     assert row["comments"] == "It should say where." and row["question"] == SECRETARIAT
+
+
+async def test_two_members_comments_on_one_answer_are_both_kept_and_cut_to_the_limit(
+    emu: DiscordEmulator, start_bot: StartBot, tmp_path: Path
+) -> None:
+    members = [emu.add_member(name) for name in ("rosa", "saul", "tina")]
+    bot = await start_bot(database_url=f"sqlite:///{tmp_path / 'comments.db'}")
+    reply = await ask_by_mention(emu, members[0], SECRETARIAT)
+    answer_id, down = int(reply.response["id"]), vote_buttons(reply)["👎"]
+    boxes = [await click(emu, member, answer_id, down) for member in members]  # three boxes open at once
+    assert len({box["data"]["custom_id"] for box in boxes}) == 3 and len(bot.comment_boxes) == 3
+    again = await click(emu, members[2], answer_id, down)  # the third member's earlier box was dismissed
+    assert len(bot.comment_boxes) == 3, "one box per answer and member"
+
+    long = "It never says where. " * 100  # past the box's 300 characters: a client need not enforce them
+    submitted = [
+        await emu.submit_modal(members[1], boxes[1]["interaction"], {down_input(boxes[1]): long}),
+        await emu.submit_modal(members[0], boxes[0]["interaction"], {down_input(boxes[0]): "It should say where."}),
+        await emu.submit_modal(members[2], again["interaction"], {down_input(again): "Too short."}),
+    ]
+    for interaction in submitted:
+        [thanks] = await emu.wait_for_responses(interaction.id, 1, timeout=30)
+        assert "👎 is recorded" in thanks.body["data"]["content"]
+    [row] = list(bot.questions.rows(days=1))
+    comments = sorted(row["comments"].split(" | "), key=len)
+    assert row["down"] == 3 and comments == ["Too short.", "It should say where.", long[:COMMENT_CHARS]]
+    assert len(bot.comment_boxes) == 0, "submitted boxes are forgotten"
 
 
 async def test_vote_buttons_keep_working_after_a_restart(

@@ -18,6 +18,8 @@ from bot.reader import BUNDLED_DIR
 from bot.settings import Settings
 from index.embedder import Embedder, ModelError
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def evidence() -> Evidence:

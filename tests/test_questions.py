@@ -13,6 +13,8 @@ from cases import judge
 
 from bot.engine import Engine
 
+pytestmark = pytest.mark.slow
+
 HERE = Path(__file__).parent
 SETS = {"wego": HERE / "questions.yaml", "rowing": HERE / "articles" / "rowing.yaml"}
 QUESTIONS = {name: yaml.safe_load(path.read_text(encoding="utf-8")) for name, path in SETS.items()}

@@ -1,6 +1,6 @@
 """Administration, for admins only: `/rebuild` re-reads the corpus and swaps in a new index; `/stats` shows
-what members asked, how it went and what the article should say. Who counts as an admin is decided here, for
-every admin command.
+what members asked, how it went and what the article should say. Who counts as an admin is decided here, once:
+`admin_only` is the check every admin command carries, and the bot's error handler answers its refusal.
 
 The build runs in a worker thread, so questions keep being answered from the old index meanwhile; a failed
 build leaves the old index in service and reports why.
@@ -11,76 +11,47 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.engine import KNOWN_ERRORS, BuildInProgress, Engine
+from bot.errors import KNOWN_ERRORS
 from bot.questionlog import QuestionLog
 from bot.render import plain
 from bot.settings import Settings
 from bot.stats import chart_png, summary
+from index.folder import BuildInProgress
+from index.manager import IndexManager
 
 log = logging.getLogger(__name__)
+Command = TypeVar("Command")
 
+ADMINS = "Members with Administrator or Manage Server (and configured admin users or roles)"  # is_admin, in words
 REBUILD_RUNNING = "A rebuild is already running; I'll keep answering from the current index until it's done."
 CHART = "questions-per-day.png"
 
 
-class AdminCog(commands.Cog):
-    """Index maintenance, restricted to administrators."""
-
-    def __init__(self, engine: Engine, settings: Settings, questions: QuestionLog | None) -> None:
-        self.engine = engine
-        self.settings = settings
-        self.questions = questions
-
-    @app_commands.command(name="rebuild", description="Re-read the corpus and rebuild the index (admins only)")
-    @app_commands.default_permissions(manage_guild=True)
-    async def rebuild(self, interaction: discord.Interaction) -> None:
-        if await refused(interaction, self.settings, "rebuild the index"):
-            return
-        if self.engine.rebuilding:
-            await interaction.response.send_message(REBUILD_RUNNING, ephemeral=True)
-            return
-        await interaction.response.send_message("Rebuilding the index…", ephemeral=True)
-        await interaction.edit_original_response(content=plain(await self._rebuild(interaction.user)))
-
-    @app_commands.command(name="stats", description="What members asked, votes and unanswered questions (admins only)")
-    @app_commands.default_permissions(manage_guild=True)
-    async def stats(self, interaction: discord.Interaction) -> None:
-        if await refused(interaction, self.settings, "see the stats"):
-            return
-        if self.questions is None:
-            await interaction.response.send_message(
-                "The question log is off (LOG_QUESTIONS=false, or its database could not be opened).", ephemeral=True
-            )
-            return
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        text, png = await asyncio.to_thread(_report, self.questions)
-        chart = discord.File(io.BytesIO(png), filename=CHART)
-        await interaction.followup.send(plain(text), file=chart, ephemeral=True)
-
-    async def _rebuild(self, user: discord.abc.User) -> str:
-        log.info("rebuild requested by user %s", user.id)
-        try:
-            report = await asyncio.to_thread(self.engine.rebuild)
-        except BuildInProgress:
-            return REBUILD_RUNNING
-        except KNOWN_ERRORS as exc:
-            log.warning("rebuild failed: %s", exc)
-            return f"Rebuild failed, still answering from the previous index: {exc}"
-        state = "Index already up to date" if report.unchanged else "Index rebuilt"
-        return f"{state}: {report.documents} documents, {report.passages} passages in {report.seconds:.1f} s."
+class NotAdmin(app_commands.CheckFailure):
+    """A member who is not an admin used an admin command; the message says what only admins can do."""
 
 
-async def refused(interaction: discord.Interaction, settings: Settings, action: str) -> bool:
-    """Tell a member who is not an admin, privately, that only administrators can do this; True if so."""
-    if is_admin(interaction.user, settings):
-        return False
-    await interaction.response.send_message(f"Only server administrators can {action}.", ephemeral=True)
-    return True
+def admin_only(action: str) -> Callable[[Command], Command]:
+    """The admin rule for an app command: offered by default only to members with Manage Server (a server can
+    change that in its settings, so it is a hint) and checked with `is_admin` on every use."""
+
+    def predicate(interaction: discord.Interaction) -> bool:
+        settings: Settings = interaction.client.settings  # type: ignore[attr-defined]  # the bot's, see discord_bot
+        if is_admin(interaction.user, settings):
+            return True
+        raise NotAdmin(f"Only server administrators can {action}.")
+
+    def decorator(command: Command) -> Command:
+        return app_commands.default_permissions(manage_guild=True)(app_commands.check(predicate)(command))
+
+    return decorator
 
 
 def is_admin(user: discord.User | discord.Member, settings: Settings) -> bool:
@@ -92,6 +63,57 @@ def is_admin(user: discord.User | discord.Member, settings: Settings) -> bool:
     permissions = user.guild_permissions
     roles = {role.id for role in user.roles}
     return permissions.administrator or permissions.manage_guild or bool(roles & set(settings.admin_role_ids))
+
+
+class AdminCog(commands.Cog):
+    """Index maintenance, restricted to administrators."""
+
+    def __init__(self, indexes: IndexManager, questions: QuestionLog | None) -> None:
+        self.indexes = indexes
+        self.questions = questions
+
+    @app_commands.command(name="rebuild", description="Re-read the corpus and rebuild the index (admins only)")
+    @admin_only("rebuild the index")
+    async def rebuild(self, interaction: discord.Interaction) -> None:
+        log.info("rebuild requested by user %s", interaction.user.id)
+        await change_index(interaction, self.indexes, "Rebuilding the index…", lambda: asyncio.to_thread(self._rebuild))
+
+    @app_commands.command(name="stats", description="What members asked, votes and unanswered questions (admins only)")
+    @admin_only("see the stats")
+    async def stats(self, interaction: discord.Interaction) -> None:
+        if self.questions is None:
+            await interaction.response.send_message(
+                "The question log is off (LOG_QUESTIONS=false, or its database could not be opened).", ephemeral=True
+            )
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        text, png = await asyncio.to_thread(_report, self.questions)
+        chart = discord.File(io.BytesIO(png), filename=CHART)
+        await interaction.followup.send(plain(text), file=chart, ephemeral=True)
+
+    def _rebuild(self) -> str:
+        report = self.indexes.rebuild()
+        state = "Index already up to date" if report.unchanged else "Index rebuilt"
+        return f"{state}: {report.documents} documents, {report.passages} passages in {report.seconds:.1f} s."
+
+
+async def change_index(
+    interaction: discord.Interaction, indexes: IndexManager, progress: str, change: Callable[[], Awaitable[str]]
+) -> None:
+    """Acknowledge at once (a change takes longer than Discord's 3 s), then replace that with the outcome; one
+    change at a time, and a failed one says that nothing changed."""
+    if indexes.rebuilding:
+        await interaction.response.send_message(REBUILD_RUNNING, ephemeral=True)
+        return
+    await interaction.response.send_message(plain(progress), ephemeral=True)
+    try:
+        outcome = await change()
+    except BuildInProgress:
+        outcome = REBUILD_RUNNING
+    except KNOWN_ERRORS as exc:
+        log.warning("index change refused: %s", exc)
+        outcome = f"Nothing changed: {exc}"
+    await interaction.edit_original_response(content=plain(outcome))
 
 
 def _report(questions: QuestionLog) -> tuple[str, bytes]:

@@ -4,6 +4,10 @@ Everything shown comes from the engine and `bot.render`; the engine runs in a wo
 keeps serving other users while a question is embedded and searched. An answer in a server channel starts a thread
 (THREADS) where every message is a follow-up; where no thread can be started, replying to an answer follows it up.
 A DM channel is one conversation.
+
+Work is bounded for every question: the per-user cooldown comes first (a question refused for being empty or too
+long counts against it too, and a flood of messages within one wait gets one reply), and at most
+MAX_CONCURRENT_QUESTIONS are answered at once; past that a member is told the bot is busy, nothing queues.
 """
 
 from __future__ import annotations
@@ -15,18 +19,23 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.engine import Answer, Engine, InvalidQuestion
+from bot.cogs.admin import ADMINS
+from bot.errors import InvalidQuestion
 from bot.feedback import vote_view
 from bot.history import Conversations, Turn
 from bot.questionlog import Origin, QuestionLog
 from bot.render import answer_embed, plain, sources_embed, thread_name
-from bot.replies import APOLOGY
+from bot.replies import APOLOGY, Answer
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -36,23 +45,41 @@ STORED = (
 )
 REMEMBERED_ANSWERS = 10_000  # inline answers whose replies continue a conversation
 SETTLE_SECONDS = 10.0  # how long a reply waits for the answer it replies to to be recorded
+BUSY = "I'm answering a lot of questions right now; please try again in a moment."
 
 
 class Cooldown:
-    """Per-user rate limit: how long a user must still wait before asking again."""
+    """Per-user rate limit: how long a user must still wait before asking again. Only users still waiting are
+    remembered, so its size is bounded by who asked within the last `seconds`."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self._last: dict[int, float] = {}
+        self._until: OrderedDict[int, float] = OrderedDict()  # user -> end of their wait, earliest first
+        self._refused: set[int] = set()  # waiting users already told to wait
+
+    def __len__(self) -> int:
+        return len(self._until)
 
     def retry_after(self, user_id: int) -> float:
-        """0 and the ask is recorded, or the seconds left to wait."""
+        """0 and the ask is recorded, or the seconds left to wait (and the user counts as told so)."""
         now = time.monotonic()
-        wait = self._last.get(user_id, -self.seconds) + self.seconds - now
-        if wait > 0:
-            return wait
-        self._last[user_id] = now
+        self._forget(now)
+        if user_id in self._until:
+            self._refused.add(user_id)
+            return self._until[user_id] - now
+        self._until[user_id] = now + self.seconds
         return 0.0
+
+    def told_to_wait(self, user_id: int) -> bool:
+        """Whether a user still waiting was already refused in this wait."""
+        self._forget(time.monotonic())
+        return user_id in self._refused
+
+    def _forget(self, now: float) -> None:
+        """Drop the users whose wait is over (all waits are equally long: the earliest ends first)."""
+        while self._until and next(iter(self._until.values())) <= now:
+            user_id, _ = self._until.popitem(last=False)
+            self._refused.discard(user_id)
 
 
 class AskCog(commands.Cog):
@@ -67,6 +94,7 @@ class AskCog(commands.Cog):
         self.conversations = Conversations(settings.history_turns, settings.history_ttl_minutes * 60)
         self._answered_in: OrderedDict[int, int] = OrderedDict()  # inline answer message id -> conversation
         self._sending: set[asyncio.Future[None]] = set()  # answers sent but not yet recorded
+        self._in_flight = asyncio.Semaphore(settings.max_concurrent_questions)  # questions being answered
 
     @app_commands.command(name="ask", description="Ask a question about the article")
     @app_commands.describe(question="What do you want to know?")
@@ -74,17 +102,18 @@ class AskCog(commands.Cog):
         if refusal := self._refusal(interaction.user.id, question):
             await interaction.response.send_message(plain(refusal), ephemeral=True)
             return
-        await interaction.response.defer(thinking=True)
-        conversation = await self._conversation_of(interaction.channel, None)
-        answer = await self._ask(question, conversation)
-        buttons = await self._log(answer, interaction.guild_id, interaction.channel_id, interaction.user.id)
-        async with self._settling():
-            sent = await interaction.followup.send(embed=answer_embed(answer), wait=True, **buttons)
-            await self._remember(answer, sent, interaction.channel, conversation)
+        async with self._in_flight:  # a place is free: _refusal saw one and nothing was awaited since
+            await interaction.response.defer(thinking=True)
+            conversation = await self._conversation_of(interaction.channel, None)
+            answer = await self._ask(question, conversation)
+            buttons = await self._log(answer, interaction.guild_id, interaction.channel_id, interaction.user.id)
+            async with self._settling():
+                sent = await interaction.followup.send(embed=answer_embed(answer), wait=True, **buttons)
+                await self._remember(answer, sent, interaction.channel, conversation)
 
     @app_commands.command(name="sources", description="List the documents the bot answers from")
     async def sources(self, interaction: discord.Interaction) -> None:
-        embed = sources_embed(self.engine.sources())
+        embed = sources_embed(self.engine.indexes.sources())
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @app_commands.command(name="help", description="How to ask, what the bot knows and who can rebuild")
@@ -103,25 +132,28 @@ class AskCog(commands.Cog):
             await message.reply(APOLOGY, mention_author=False)
 
     async def _answer_message(self, message: discord.Message, question: str) -> None:
+        if self.cooldown.told_to_wait(message.author.id):
+            return  # one reply per wait, however many messages
         if refusal := self._refusal(message.author.id, question):
             await message.reply(plain(refusal), mention_author=False)
             return
-        reference = message.reference.message_id if message.reference else None
-        conversation = await self._conversation_of(message.channel, reference)
-        async with message.channel.typing():
-            answer = await self._ask(question, conversation)
-        guild_id = message.guild.id if message.guild else None
-        buttons = await self._log(answer, guild_id, message.channel.id, message.author.id)
-        async with self._settling():
-            sent = await message.reply(embed=answer_embed(answer), mention_author=False, **buttons)
-            await self._remember(answer, sent, message.channel, conversation)
+        async with self._in_flight:  # a place is free: _refusal saw one and nothing was awaited since
+            reference = message.reference.message_id if message.reference else None
+            conversation = await self._conversation_of(message.channel, reference)
+            async with message.channel.typing():
+                answer = await self._ask(question, conversation)
+            guild_id = message.guild.id if message.guild else None
+            buttons = await self._log(answer, guild_id, message.channel.id, message.author.id)
+            async with self._settling():
+                sent = await message.reply(embed=answer_embed(answer), mention_author=False, **buttons)
+                await self._remember(answer, sent, message.channel, conversation)
 
     async def _log(self, answer: Answer, guild_id: int | None, channel_id: int | None, user_id: int) -> dict:
         """Record the question in the log (in a worker thread); the 👍/👎 buttons for its answer, if it was."""
         if self.questions is None:
             return {}
         origin = Origin("discord", guild_id, channel_id, user_id)
-        logged = await asyncio.to_thread(self.questions.record, answer, origin, sum(answer.timings_ms.values()))
+        logged = await asyncio.to_thread(self.questions.record, answer, origin, answer.latency_ms)
         return {} if logged is None else {"view": vote_view(logged)}
 
     async def _ask(self, question: str, conversation: int | None) -> Answer:
@@ -201,23 +233,25 @@ class AskCog(commands.Cog):
         return None
 
     def _refusal(self, user_id: int, question: str) -> str | None:
-        """Why a question is not answered now: the engine's word on the question itself, or the rate limit."""
+        """Why a question is not answered now: the rate limit (first, so that refused questions count against it
+        too), the engine's word on the question itself, or every place among the questions in flight taken."""
+        wait = self.cooldown.retry_after(user_id)
+        if wait > 0:
+            return f"You're asking quickly! Try again in {wait:.0f} s."
         try:
             self.engine.check(question)
         except InvalidQuestion as exc:
             return str(exc)
-        wait = self.cooldown.retry_after(user_id)
-        return f"You're asking quickly! Try again in {wait:.0f} s." if wait > 0 else None
+        return BUSY if self._in_flight.locked() else None
 
     def _help_text(self) -> str:
-        titles = ", ".join(f"“{d.title}”" for d in self.engine.sources().documents)
+        titles = ", ".join(f"“{d.title}”" for d in self.engine.indexes.sources().documents)
         return plain(
             "Ask with `/ask question:…`, by mentioning me (`@bot who heads the secretariat?`)"
             + (", or in an ask channel" if self.settings.ask_channel_ids else "")
             + f". I answer only from {titles}, quote the passages I used and say so when the article doesn't "
             "answer. Follow up "
             + ("in the thread under my answer" if self.settings.threads else "by replying to my answer")
-            + ". `/sources` lists what I know. Members with Administrator or Manage Server (and configured "
-            "admin users or roles) can `/add` a web page or file, `/remove` a document, `/rebuild` the index and "
-            "see `/stats`." + (STORED if self.questions is not None else "")
+            + f". `/sources` lists what I know. {ADMINS} can `/add` a web page or file, `/remove` a document, "
+            "`/rebuild` the index and see `/stats`." + (STORED if self.questions is not None else "")
         )

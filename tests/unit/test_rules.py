@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.answer import same_answer
 from bot.calibration import Calibrator
 from bot.cogs.ask import Cooldown
 from bot.history import Conversations, Turn, follow_up_query, given_answers
+from bot.question import same_answer
 from bot.questionlog import LogError, database_path
 from bot.stats import chart_png, summary
 from index.documents import load_corpus, paragraph_spans
@@ -102,6 +102,25 @@ def test_cooldown_counts_from_the_last_accepted_question(monkeypatch: pytest.Mon
     now[0] = 103.0
     assert cooldown.retry_after(1) == 0.0
     assert Cooldown(0).retry_after(1) == 0.0 and Cooldown(0).retry_after(1) == 0.0
+
+
+def test_cooldown_forgets_users_whose_wait_is_over_and_refuses_each_once_per_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [100.0]
+    monkeypatch.setattr("bot.cogs.ask.time.monotonic", lambda: now[0])
+    cooldown = Cooldown(3.0)
+    for user in range(1000):
+        assert cooldown.retry_after(user) == 0.0
+    assert len(cooldown) == 1000 and not cooldown.told_to_wait(7)
+    assert cooldown.retry_after(7) > 0 and cooldown.told_to_wait(7), "refused once: later messages get no reply"
+    now[0] = 102.0
+    assert cooldown.retry_after(5000) == 0.0 and len(cooldown) == 1001
+    now[0] = 103.0
+    assert not cooldown.told_to_wait(7) and len(cooldown) == 1, "only the user still waiting is remembered"
+    assert cooldown.retry_after(7) == 0.0 and len(cooldown) == 2
+    silent = Cooldown(0)
+    assert all(silent.retry_after(user) == 0.0 for user in (1, 1, 2)) and len(silent) <= 1
 
 
 def test_calibrator_probability_and_json_round_trip() -> None:

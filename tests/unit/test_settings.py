@@ -52,6 +52,22 @@ def test_the_discord_api_url_must_be_an_http_url() -> None:
             load_settings(discord_api_url=bad, _env_file=None)
 
 
+def test_the_discord_api_url_is_https_unless_it_is_this_machine() -> None:
+    for local in ("http://127.0.0.1:8080/api", "http://127.8.9.10/api", "http://[::1]:81/api", "http://LocalHost/api"):
+        assert load_settings(discord_api_url=local, _env_file=None).discord_api_url == local
+    for clear in ("http://proxy.internal/api/v10", "http://10.0.0.5:8080/api", "http://localhost.evil.example/api"):
+        with pytest.raises(SettingsError, match=r"DISCORD_API_URL: must be https:// unless .* travel in clear"):
+            load_settings(discord_api_url=clear, _env_file=None)
+
+
+def test_credentials_in_the_discord_api_url_are_refused_without_being_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    for url in ("https://bot:hunter2@proxy.internal/api/v10", "http://bot:hunter2@127.0.0.1:8080/api"):
+        monkeypatch.setenv("DISCORD_API_URL", url)
+        with pytest.raises(SettingsError, match=r"DISCORD_API_URL: must not contain user:password@") as error:
+            load_settings(_env_file=None)
+        assert "hunter2" not in str(error.value) and "hunter2" not in repr(error.value)
+
+
 def test_the_token_never_shows(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     token = "MTIz.secret-part.of-the-token"
     (tmp_path / ".env").write_text(f"DISCORD_TOKEN={token}\n", encoding="utf-8")
