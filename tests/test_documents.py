@@ -19,6 +19,7 @@ import pytest
 from conftest import StartBot, own_settings
 from discord_emulator import FLAG_EPHEMERAL, DiscordEmulator, UserFile
 from fpdf import FPDF
+from test_hostile_input import long_lines, shared_stream_pdf
 
 from bot.answer import ABSTAIN_TEXT
 from bot.engine import Engine
@@ -323,4 +324,30 @@ async def test_questions_are_answered_from_the_old_index_while_a_page_is_added(
     _, outcome = await emu.wait_for_responses(interaction.id, 2, timeout=60)
     assert outcome.body["content"].startswith(f"Added “{LIGHTHOUSE_TITLE}”")
     assert "Miriam Oduya" in (await ask_by_mention(emu, user, LIGHTHOUSE_QUESTION))["description"]
+    assert emu.failed_requests == []
+
+
+async def test_a_hostile_pdf_is_refused_with_its_limit_while_questions_are_answered(
+    emu: DiscordEmulator, start_bot: StartBot, embedder: Embedder, corpus_copy: Path, tmp_path: Path
+) -> None:
+    """Extraction runs in a child process: while it grinds through 200 pages sharing one huge content stream,
+    members are answered; then it is killed at EXTRACT_TIMEOUT_SECONDS and nothing is added."""
+    settings = own_settings(corpus_copy, tmp_path, max_document_chars=10**9, extract_timeout_seconds=8)
+    engine = Engine(settings, embedder)
+    admin, user = emu.add_member("kai", admin=True), emu.add_member("lea")
+    await start_bot(engine)
+    before = corpus_state(engine)
+
+    pdf = UserFile("slow.pdf", shared_stream_pdf(200, long_lines(2000)), "application/pdf")
+    interaction = await emu.send_slash_command(admin, "add", {"file": pdf})
+    [progress] = await emu.wait_for_responses(interaction.id, 1, timeout=60)
+    assert progress.body["data"]["content"] == "Adding slow.pdf…"
+    assert "Park Jung-sook" in (await ask(emu, user, SECRETARIAT))["description"]
+    assert "Park Jung-sook" in (await ask_by_mention(emu, user, SECRETARIAT))["description"]
+    assert len(emu.interaction_responses(interaction.id)) == 1, "answered while the PDF was still being extracted"
+
+    _, outcome = await emu.wait_for_responses(interaction.id, 2, timeout=60)
+    took_too_long = "Nothing changed: slow.pdf took longer than EXTRACT\\_TIMEOUT\\_SECONDS (8 s)"  # escaped
+    assert outcome.body["content"].startswith(took_too_long)
+    assert corpus_state(engine) == before and len(engine.indexes.sources().documents) == 1
     assert emu.failed_requests == []
