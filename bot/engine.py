@@ -6,7 +6,6 @@ the old index or the new one, never a mix. Building and editing the index is the
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -26,8 +25,6 @@ from index.lexical import tokenize
 from index.manager import IndexManager
 from index.retrieval import Fusion, Retrieval, search
 from index.store import Store
-
-log = logging.getLogger(__name__)
 
 USAGE = 'Ask a question about the article, for example: "Who heads WeGO\'s secretariat?"'
 

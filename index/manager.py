@@ -23,13 +23,12 @@ from index import vectors
 from index.build import BuildReport, IndexConfig, build, is_up_to_date
 from index.corpus import document_file, put_back, take_out, write_new
 from index.documents import DocumentError, DocumentInfo, corpus_fingerprint, parse_document
-from index.extract import DEFAULT_LIMITS, ExtractLimits
+from index.extract import DEFAULT_LIMITS, Extracted, ExtractLimits, document_name, extract, to_markdown
 from index.folder import BuildInProgress, IndexFolder
 from index.store import Store, StoreError
 
 if TYPE_CHECKING:
     from index.embedder import Embedder
-    from index.extract import Extracted
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +132,7 @@ class IndexManager:
     def add_url(self, url: str) -> Change:
         """Fetch a web page, PDF or text file and add it (never call from a running event loop: it runs its own).
         FetchError, ExtractError or DocumentError say why a URL cannot be added; nothing changes then."""
-        from index.extract import extract  # trafilatura and aiohttp load only when a document is added
-        from index.fetch import FetchPolicy, fetch
+        from index.fetch import FetchPolicy, fetch  # aiohttp loads only when a URL is added
 
         started = time.perf_counter()
         self._check_writable()
@@ -146,8 +144,6 @@ class IndexManager:
 
     def add_file(self, filename: str, data: bytes) -> Change:
         """Add a .txt, .md, .html or .pdf file's content as a document."""
-        from index.extract import extract
-
         started = time.perf_counter()
         self._check_writable()
         self.check_size(filename, len(data))
@@ -179,8 +175,6 @@ class IndexManager:
 
     def _add(self, extracted: Extracted, origin: str, started: float) -> Change:
         """Write the document into the corpus and rebuild; the file is taken out again if the rebuild fails."""
-        from index.extract import document_name, to_markdown
-
         name = document_name(extracted)
         markdown = to_markdown(extracted, origin, datetime.now(UTC).isoformat(timespec="seconds"))
         with self._exclusive():
