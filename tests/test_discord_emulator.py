@@ -1,11 +1,12 @@
 """Self-test of the Discord emulator: a minimal real discord.py bot, over real HTTP and a real WebSocket, logs in,
 syncs its commands, answers mentions and slash commands, resumes after a reconnect and shuts down cleanly; and the
-parts of the API the article bot may use but its tests do not (message edits, webhooks, global commands, shards)."""
+parts of the API the article bot may use but its tests do not (message edits, webhooks, global commands, shards);
+and several guilds, which the bot joins, leaves, is removed from or loses in an outage."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import discord
@@ -635,3 +636,219 @@ async def test_autocomplete_gets_choices_within_discords_limits(emu: DiscordEmul
     with pytest.raises(ValueError, match="no option 'count' with autocomplete"):
         await emu.autocomplete(user, "pick", {}, focused="count")
     assert [(r.status, r.response["code"]) for r in emu.failed_requests] == [(400, 50035), (400, 50035)]
+
+
+@app_commands.command(description="Whether you may manage this server")
+async def manager(interaction: discord.Interaction) -> None:
+    assert isinstance(interaction.user, discord.Member) and interaction.guild is not None
+    cached = interaction.user.guild_permissions.manage_guild  # from the roles of the guild discord.py cached
+    sent = interaction.permissions.manage_guild  # from the interaction's member.permissions
+    await interaction.response.send_message(f"{interaction.guild.id} {cached} {sent}", ephemeral=True)
+
+
+class _GuildsBot:
+    """What the guild tests' bots add: a global command (offered in every guild), and the guild events discord.py
+    calls, recorded."""
+
+    def __init__(self, guild_id: int, intents: discord.Intents, **options: Any) -> None:
+        super().__init__(guild_id, intents, **options)  # type: ignore[call-arg]
+        self.tree.add_command(manager)  # type: ignore[attr-defined]
+        self.guild_events: list[tuple[str, int]] = []
+
+    async def setup_hook(self) -> None:
+        await super().setup_hook()  # type: ignore[misc]
+        await self.tree.sync()  # type: ignore[attr-defined]
+
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        self.guild_events.append(("join", guild.id))
+
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        self.guild_events.append(("remove", guild.id))
+
+    async def on_guild_unavailable(self, guild: discord.Guild) -> None:
+        self.guild_events.append(("unavailable", guild.id))
+
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        self.guild_events.append(("available", guild.id))
+
+
+B = TypeVar("B", bound=_GuildsBot)
+
+
+class GuildsBot(_GuildsBot, PingBot):
+    pass
+
+
+class ShardedGuildsBot(_GuildsBot, ShardedPingBot):
+    pass
+
+
+async def start_guilds_bot(emu: DiscordEmulator, run_bot, bot: B) -> B:
+    """Start the bot, then forget the ``on_guild_available`` discord.py calls at start for each guild of READY."""
+    await run_bot(bot)
+    at_start = sorted(("available", guild.id) for guild in bot.guilds)
+    await emu.wait_for(lambda: sorted(bot.guild_events) == at_start)
+    bot.guild_events.clear()
+    return bot
+
+
+async def test_each_guild_has_its_members_channels_and_messages(emu: DiscordEmulator, run_bot) -> None:
+    other = await emu.add_guild("Other Guild", channel_names=("lobby", "help"))
+    ann = emu.add_member("ann")
+    ben = emu.add_member("ben", guild_id=other)
+    bot = await run_bot(PingBot(emu.guild_id, default_intents()))
+
+    [ready] = emu.dispatched("READY")
+    assert ready["guilds"] == [{"id": str(g), "unavailable": True} for g in (emu.guild_id, other)]
+    assert [g["id"] for g in emu.dispatched("GUILD_CREATE")] == [str(emu.guild_id), str(other)]
+    assert all(g["unavailable"] is False for g in emu.dispatched("GUILD_CREATE")), "guilds of READY become available"
+    first, second = bot.get_guild(emu.guild_id), bot.get_guild(other)
+    assert first is not None and second is not None and second.name == "Other Guild"
+    assert second.owner_id == emu.guilds[other].owner_id != emu.owner_id, "each guild has its own owner"
+    assert [c.name for c in second.text_channels] == ["lobby", "help"] and second.me.id == emu.bot_id
+    assert [r.name for r in second.roles] == ["@everyone", "Administrator", "ArticleBot"]
+    assert {r.id for r in second.roles}.isdisjoint(r.id for r in first.roles), "roles of its own"
+
+    lobby = emu.guilds[other].channel_id
+    here = await emu.send_message(ann, "hello here", mention_bot=True)
+    there = await emu.send_message(ben, "hello there", guild_id=other, mention_bot=True)
+    [reply_there] = await emu.wait_for(lambda: emu.replies_to(there))
+    await emu.wait_for(lambda: emu.replies_to(here))
+    assert [(m.content.split()[-1], m.guild and m.guild.id, m.channel.id) for m in bot.seen] == [
+        ("here", emu.guild_id, emu.channel_id),
+        ("there", other, lobby),
+    ]
+    assert reply_there.path == f"/channels/{lobby}/messages"
+    assert reply_there.body["message_reference"]["guild_id"] == other
+    with pytest.raises(ValueError, match="not a member"):
+        await emu.send_message(ann, "am I there?", guild_id=other)
+    with pytest.raises(ValueError, match="is in guild"):
+        await emu.send_message(ben, "wrong place", channel_id=lobby, guild_id=emu.guild_id)
+    assert emu.failed_requests == []
+
+
+async def test_permissions_are_per_guild(emu: DiscordEmulator, run_bot) -> None:
+    other = await emu.add_guild("Other Guild")
+    ann = emu.add_member("ann", admin=True)  # an administrator of the first guild only
+    emu.join(ann, other)
+    await start_guilds_bot(emu, run_bot, GuildsBot(emu.guild_id, default_intents()))
+
+    answers = {}
+    for guild_id in (emu.guild_id, other):
+        interaction = await emu.send_slash_command(ann, "manager", guild_id=guild_id)
+        assert interaction.payload["guild_id"] == str(guild_id)
+        assert interaction.payload["app_permissions"] == str(emu.permissions_of(emu.bot_id, guild_id))
+        [callback] = await emu.wait_for_responses(interaction.id, 1)
+        answers[guild_id] = callback.body["data"]["content"]
+    assert answers == {emu.guild_id: f"{emu.guild_id} True True", other: f"{other} False False"}
+    assert "guild_id" not in emu.registered_command("manager", other), "a global command, offered in every guild"
+    with pytest.raises(LookupError):  # the guild's commands were synced to the first guild only
+        await emu.send_slash_command(ann, "ping", guild_id=other)
+    assert emu.failed_requests == []
+
+
+async def test_the_bot_joins_a_guild_while_connected(emu: DiscordEmulator, run_bot) -> None:
+    bot = await start_guilds_bot(emu, run_bot, GuildsBot(emu.guild_id, default_intents()))
+    joined = asyncio.create_task(bot.wait_for("guild_join", timeout=5))
+    await asyncio.sleep(0)
+
+    other = await emu.add_guild("New Guild")
+    assert (await joined).id == other and bot.guild_events == [("join", other)]
+    [created] = [g for g in emu.dispatched("GUILD_CREATE") if g["id"] == str(other)]
+    assert "unavailable" not in created, "absent for a guild just joined: discord.py calls on_guild_join"
+    guild = bot.get_guild(other)
+    assert guild is not None and guild.name == "New Guild" and guild.get_channel(emu.guilds[other].channel_id)
+
+    cleo = emu.add_member("cleo", guild_id=other)
+    mentioned = await emu.send_message(cleo, "welcome?", guild_id=other, mention_bot=True)
+    await emu.wait_for(lambda: emu.replies_to(mentioned))
+    assert bot.seen[-1].guild == guild
+
+
+async def test_a_removed_bot_loses_the_guild(emu: DiscordEmulator, run_bot) -> None:
+    other = await emu.add_guild("Other Guild")
+    dan = emu.add_member("dan", guild_id=other)
+    bot = await start_guilds_bot(emu, run_bot, GuildsBot(emu.guild_id, default_intents()))
+    channel = bot.get_channel(emu.guilds[other].channel_id)
+    assert isinstance(channel, discord.TextChannel)
+
+    await emu.remove_bot(other)  # an administrator kicks the bot
+    await emu.wait_for(lambda: bot.guild_events)
+    assert bot.guild_events == [("remove", other)] and bot.get_guild(other) is None
+    assert emu.dispatched("GUILD_DELETE") == [{"id": str(other)}]
+    assert not emu.guilds[other].has_bot and dan in emu.guilds[other].members
+    assert bot.get_guild(emu.guild_id) is not None, "the other guilds stay"
+    with pytest.raises(RuntimeError, match="not in guild"):
+        await emu.send_message(dan, "anyone?", guild_id=other)
+    with pytest.raises(discord.Forbidden) as no_access:
+        await channel.send("still here?")
+    assert no_access.value.code == 50001
+
+    rejoined = asyncio.create_task(bot.wait_for("guild_join", timeout=5))
+    await asyncio.sleep(0)
+    await emu.add_bot(other)  # invited again
+    assert (await rejoined).id == other
+    mentioned = await emu.send_message(dan, "back?", guild_id=other, mention_bot=True)
+    await emu.wait_for(lambda: emu.replies_to(mentioned))
+
+
+async def test_the_bot_leaves_a_guild(emu: DiscordEmulator, run_bot) -> None:
+    other = await emu.add_guild("Other Guild")
+    bot = await start_guilds_bot(emu, run_bot, GuildsBot(emu.guild_id, default_intents()))
+    assert sorted([g.id async for g in bot.fetch_guilds()]) == sorted([emu.guild_id, other])
+
+    guild = bot.get_guild(other)
+    assert guild is not None
+    await guild.leave()
+    [left] = [r for r in emu.requests if r.method == "DELETE"]
+    assert (left.method, left.path, left.status) == ("DELETE", f"/users/@me/guilds/{other}", 204)
+    await emu.wait_for(lambda: bot.guild_events)
+    assert bot.guild_events == [("remove", other)] and bot.get_guild(other) is None
+    assert emu.dispatched("GUILD_DELETE") == [{"id": str(other)}]
+    assert [g.id async for g in bot.fetch_guilds()] == [emu.guild_id]
+
+    with pytest.raises(discord.NotFound) as gone:
+        await guild.leave()
+    assert (gone.value.status, gone.value.code, gone.value.text) == (404, 10004, "Unknown Guild")
+
+
+async def test_an_outage_is_not_a_removal(emu: DiscordEmulator, run_bot) -> None:
+    other = await emu.add_guild("Other Guild")
+    eve = emu.add_member("eve", guild_id=other)
+    bot = await start_guilds_bot(emu, run_bot, GuildsBot(emu.guild_id, default_intents()))
+
+    await emu.guild_outage(other)
+    await emu.wait_for(lambda: bot.guild_events)
+    assert emu.dispatched("GUILD_DELETE") == [{"id": str(other), "unavailable": True}]
+    assert bot.guild_events == [("unavailable", other)]
+    guild = bot.get_guild(other)
+    assert guild is not None and guild.unavailable, "discord.py keeps the guild, unavailable"
+    with pytest.raises(RuntimeError, match="outage"):
+        await emu.send_message(eve, "hello?", guild_id=other)
+
+    await emu.end_guild_outage(other)
+    await emu.wait_for(lambda: len(bot.guild_events) == 2)
+    assert bot.guild_events == [("unavailable", other), ("available", other)] and not guild.unavailable
+    mentioned = await emu.send_message(eve, "back?", guild_id=other, mention_bot=True)
+    await emu.wait_for(lambda: emu.replies_to(mentioned))
+
+
+async def test_guild_events_go_to_the_guilds_shard(emu: DiscordEmulator, run_bot) -> None:
+    emu.shard_count = 2
+    on_one = await emu.add_guild("On Shard 1", shard=(1, 2))
+    first_shard = (emu.guild_id >> 22) % 2
+    bot = await start_guilds_bot(emu, run_bot, ShardedGuildsBot(emu.guild_id, default_intents()))
+
+    ready = {ready["shard"][0]: [g["id"] for g in ready["guilds"]] for ready in emu.dispatched("READY")}
+    assert str(on_one) in ready[1] and str(on_one) not in ready[0] and str(emu.guild_id) in ready[first_shard]
+    assert bot.get_guild(on_one).shard_id == 1  # type: ignore[union-attr]
+
+    joined = asyncio.create_task(bot.wait_for("guild_join", timeout=5))
+    await asyncio.sleep(0)
+    on_zero = await emu.add_guild("On Shard 0", shard=(0, 2))
+    assert (await joined).shard_id == 0
+    await emu.remove_bot(on_one)
+    await emu.wait_for(lambda: ("remove", on_one) in bot.guild_events)
+    created = {shard: [g["id"] for g in emu.dispatched("GUILD_CREATE", shard=shard)] for shard in (0, 1)}
+    assert str(on_zero) in created[0] and str(on_zero) not in created[1]
+    assert emu.dispatched("GUILD_DELETE", shard=1) == [{"id": str(on_one)}] and not emu.dispatched("GUILD_DELETE", 0)

@@ -1,10 +1,11 @@
 """A small, faithful emulator of the Discord API (REST v10 and the Gateway) for end-to-end tests of a real bot.
 
 The real discord.py client talks real HTTP and a real WebSocket to an aiohttp server on 127.0.0.1; nothing inside
-discord.py is mocked. The emulator plays one guild with text channels, roles and members, records every REST
-request and every gateway payload it receives, and lets a test play the users: send messages, invoke slash
-commands (attaching files, typing into options with autocomplete), click buttons, submit modals, force a gateway
-reconnect.
+discord.py is mocked. The emulator plays guilds with text channels, roles and members (the first one, made at
+start, is the default of every call; ``add_guild`` invites the bot to more, ``remove_bot`` kicks it out), records
+every REST request and every gateway payload it receives, and lets a test play the users: send messages, invoke
+slash commands (attaching files, typing into options with autocomplete), click buttons, submit modals, force a
+gateway reconnect.
 
 The tests get an emulator from the ``emu`` fixture of conftest.py (``async with DiscordEmulator() as emulator``:
 start() and install() on entry, uninstall() and stop() on exit) and start bots with ``run_bot``, which runs
@@ -32,14 +33,25 @@ test_discord_bot.py wraps it as ``start_bot(**settings)`` for the article bot::
         choices = await emu.autocomplete(admin, "remove", {"document": "rep"}, focused="document")
         assert emu.failed_requests == []
 
+        other = await emu.add_guild("Other")     # the bot is invited: GUILD_CREATE, on_guild_join
+        emu.join(user, other)                    # the same user, a member there too (admin=, roles= of that guild)
+        carl = emu.add_member("carl", admin=True, guild_id=other)   # an administrator of that guild only
+        await emu.send_message(carl, "Who?", guild_id=other)        # or channel_id= of one of its channels
+        await emu.send_slash_command(carl, "ask", {"question": "Who?"}, guild_id=other)
+        await emu.remove_bot(other)              # kicked: GUILD_DELETE {"id"}, on_guild_remove; guild_outage() too
+
 Every REST request is a :class:`RecordedRequest` in ``emu.requests`` (``body`` as sent, ``response`` as answered);
 ``emu.messages``, ``emu.threads``, ``emu.interactions`` and ``emu.uploads`` hold what the bot made, and
 ``emu.dispatched(event)`` / ``emu.gateway_received(op)`` what went over the gateway; ``emu.attachments`` the files
 users attached (with how often each was downloaded).
 
 What Discord does and the emulator reproduces: JSON bodies served as exactly ``application/json``; zlib-stream
-gateway compression; READY then GUILD_CREATE; RESUME replaying missed events then RESUMED; shards, each receiving
-its guilds' events (DMs on shard 0); members in GUILD_CREATE only with the presences intent (otherwise only the
+gateway compression; READY listing the shard's guilds unavailable, then one GUILD_CREATE each; RESUME replaying
+missed events then RESUMED; shards, each receiving its guilds' events (DMs on shard 0); roles, channels, members
+and their permissions per guild, each interaction and message carrying its channel's guild; the bot joining a guild
+(GUILD_CREATE without ``unavailable``), being removed or leaving it (``DELETE /users/@me/guilds/{id}``: 204 and
+GUILD_DELETE ``{"id"}``, or 10004 Unknown Guild), an outage (GUILD_DELETE ``"unavailable": true``, then
+GUILD_CREATE ``"unavailable": false``); members in GUILD_CREATE only with the presences intent (otherwise only the
 bot), message content hidden without the message-content intent unless the bot is mentioned, it is a DM or the bot
 wrote it; MESSAGE_CREATE/UPDATE/DELETE echoed for the bot's own (non-ephemeral) messages; the 3-second deadline to
 acknowledge an interaction; the first follow-up after a defer resolving the "thinking" message; message, embed
@@ -48,10 +60,11 @@ and command limits answered with Discord's error bodies; attachment options sent
 (type 4, the option being typed ``"focused": true``) answered only with at most 25 choices of 1-100 characters;
 ``mentions`` of created messages honouring ``allowed_mentions``.
 
-The package: ``state`` (the guild and everything in it), ``gateway``, ``messages`` (building, editing, announcing
-messages), ``server`` (HTTP, recording), ``rest``/``rest_messages``/``rest_interactions`` (the routes),
-``validation`` (limits and error bodies), ``cdn`` (the users' attachments), ``actions`` (the users) and
-``constants``.
+The package: ``state`` (the world: guilds and everything in them, the records), ``models`` (users, roles,
+members, channels, threads, guilds and their payloads), ``gateway``, ``guilds`` (the bot joining and leaving guilds,
+outages), ``messages`` (building, editing, announcing messages), ``server`` (HTTP, recording),
+``rest``/``rest_messages``/``rest_interactions`` (the routes), ``validation`` (limits and error bodies), ``cdn``
+(the users' attachments), ``actions`` (the users) and ``constants``.
 """
 
 from __future__ import annotations
@@ -69,10 +82,12 @@ from .actions import Actions
 from .cdn import Cdn, UserFile
 from .constants import FLAG_EPHEMERAL
 from .gateway import Gateway, GatewayConnection, GatewaySession
+from .guilds import GuildEvents
 from .messages import Messages
+from .models import Guild, Thread
 from .rest import routes
 from .server import Server
-from .state import CommandSync, EmulatedInteraction, RecordedRequest, Thread, World, WorldOptions
+from .state import CommandSync, EmulatedInteraction, RecordedRequest, World, WorldOptions
 
 __all__ = [
     "FLAG_EPHEMERAL",
@@ -81,6 +96,7 @@ __all__ = [
     "EmulatedInteraction",
     "GatewayConnection",
     "GatewaySession",
+    "Guild",
     "RecordedRequest",
     "Thread",
     "UserFile",
@@ -93,15 +109,17 @@ RECENT_REQUESTS = 10  # shown when a wait times out
 
 
 class DiscordEmulator(World):
-    """An emulated Discord: the world of :class:`World` (one guild, its channels, roles and members, the bot user),
-    served over REST and the gateway, with the users' actions and what the tests wait for and inspect."""
+    """An emulated Discord: the world of :class:`World` (guilds, their channels, roles and members, the bot user),
+    served over REST and the gateway, with the users' actions, the guilds the bot joins and leaves, and what the
+    tests wait for and inspect."""
 
     def __init__(self, **options: Unpack[WorldOptions]) -> None:
         super().__init__(**options)
         self.gateway = Gateway(self)
         messages = Messages(self, self.gateway)
         cdn = Cdn(self)
-        self._server = Server(self, self.gateway, routes(self, self.gateway, messages), cdn)
+        guilds = GuildEvents(self, self.gateway)
+        self._server = Server(self, self.gateway, routes(self, self.gateway, messages, guilds), cdn)
         self._saved: tuple[str, yarl.URL] | None = None  # what install() replaced in discord.py
 
         # Playing the users.
@@ -111,6 +129,12 @@ class DiscordEmulator(World):
         self.send_slash_command = actions.send_slash_command
         self.click_button = actions.click_button
         self.submit_modal = actions.submit_modal
+        # The bot's guilds, changing while it is connected (or before).
+        self.add_guild = guilds.add_guild
+        self.add_bot = guilds.add_bot
+        self.remove_bot = guilds.remove_bot
+        self.guild_outage = guilds.outage
+        self.end_guild_outage = guilds.end_outage
         # The gateway, seen from the tests.
         self.force_reconnect = self.gateway.force_reconnect
         self.dispatched = self.gateway.dispatched
@@ -185,11 +209,15 @@ class DiscordEmulator(World):
         *,
         focused: str,
         channel_id: int | None = None,
+        guild_id: int | None = None,
         timeout: float = WAIT_SECONDS,
     ) -> list[dict[str, Any]]:
-        """Have a member type into option ``focused`` of ``/name`` and return the choices the bot answers with
+        """Have a member type into option ``focused`` of ``/name`` (in ``channel_id``, or the first channel of
+        ``guild_id``, of the first guild if None) and return the choices the bot answers with
         (``{"name": …, "value": …}``); ValueError with Discord's error body if the answer was refused."""
-        interaction = await self._actions.autocomplete(user_id, name, options, focused=focused, channel_id=channel_id)
+        interaction = await self._actions.autocomplete(
+            user_id, name, options, focused=focused, channel_id=channel_id, guild_id=guild_id
+        )
         [answer] = await self.wait_for_responses(interaction.id, 1, timeout)
         if not answer.ok or interaction.choices is None:
             raise ValueError(f"the autocomplete answer was refused ({answer.status}): {answer.response}")

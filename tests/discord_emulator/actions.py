@@ -1,6 +1,6 @@
 """The tests playing the users: posting messages, invoking slash commands (attaching files, typing into options
-with autocomplete), clicking buttons, submitting modals - each delivered to the bot over the gateway as a Discord
-client's action would be."""
+with autocomplete), clicking buttons, submitting modals - each in a guild (a channel's, or the first guild's first
+channel) or a DM, delivered to the bot over the gateway as a Discord client's action would be."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from aiohttp import web
 from .cdn import Cdn
 from .constants import (
     ATTACHMENT_SIZE_LIMIT,
+    BOT_PERMISSIONS,
     COMMAND_CHAT_INPUT,
     COMPONENT_ACTION_ROW,
     COMPONENT_BUTTON,
@@ -29,15 +30,17 @@ from .constants import (
 )
 from .gateway import Gateway
 from .messages import Messages
+from .models import Guild
 from .state import EmulatedInteraction, World
 
 INTERACTION_TOKEN_PREFIX = "aW50ZXJhY3Rpb246"  # base64("interaction:"), as Discord's tokens start
 INTERACTION_TOKEN_BYTES = 96
 GUILD_INSTALL = str(INTEGRATION_GUILD_INSTALL)  # the key of ``authorizing_integration_owners``
+DM_APP_PERMISSIONS = BOT_PERMISSIONS  # what ``app_permissions`` says in a DM with the bot
 
 
 class Actions:
-    """What the users of the emulated guild do."""
+    """What the users of the emulated guilds do."""
 
     def __init__(self, world: World, gateway: Gateway, messages: Messages, cdn: Cdn) -> None:
         self.world = world
@@ -51,19 +54,21 @@ class Actions:
         content: str,
         *,
         channel_id: int | None = None,
+        guild_id: int | None = None,
         mention_bot: bool = False,
         dm: bool = False,
         reply_to: int | None = None,
     ) -> int:
         """Have a user post a message (MESSAGE_CREATE) and return its id.
 
-        ``mention_bot`` prefixes ``<@bot_id> `` as Discord clients do; ``dm`` posts in the user's DM channel
-        with the bot; ``reply_to`` makes it a reply. The bot sees the content only if it has the message
-        content intent, is mentioned, or the message is a DM - as on Discord.
+        It goes to ``channel_id``, or the first channel of ``guild_id`` (of the first guild if None); ``dm`` posts
+        in the user's DM channel with the bot instead. ``mention_bot`` prefixes ``<@bot_id> `` as Discord clients
+        do; ``reply_to`` makes it a reply. The bot sees the content only if it has the message content intent, is
+        mentioned, or the message is a DM - as on Discord.
         """
         world = self.world
         author = world.users[author_id]
-        channel_id = world.dm_channel(author_id) if dm else (channel_id or world.channel_id)
+        channel_id = world.dm_channel(author_id) if dm else self._place(author_id, channel_id, guild_id)[1]
         if mention_bot:
             content = f"<@{world.bot.id}> {content}"
         body: dict[str, Any] = {"content": content, "nonce": str(world.snowflake())}
@@ -82,22 +87,25 @@ class Actions:
         options: dict[str, Any] | None = None,
         *,
         channel_id: int | None = None,
+        guild_id: int | None = None,
         guild: bool = True,
         locale: str = "en-US",
     ) -> EmulatedInteraction:
         """Have a user invoke a chat-input command (INTERACTION_CREATE, type 2) and return the interaction.
 
-        The command must have been synced (guild commands first, then global; only global ones in DMs), as a
-        Discord client only offers registered commands. Option types come from the registered command. The value
-        of an ATTACHMENT option is a file, ``UserFile(filename, data, content_type)`` or a plain tuple: it is put
-        on the CDN and sent as Discord sends it, its id as the value and the attachment in ``resolved``.
+        It is invoked in ``channel_id``, or the first channel of ``guild_id`` (of the first guild if None), or in
+        the user's DM with the bot if ``guild=False``. The command must have been synced (that guild's commands
+        first, then global; only global ones in DMs), as a Discord client only offers registered commands. Option
+        types come from the registered command. The value of an ATTACHMENT option is a file,
+        ``UserFile(filename, data, content_type)`` or a plain tuple: it is put on the CDN and sent as Discord sends
+        it, its id as the value and the attachment in ``resolved``.
         """
         world = self.world
-        command = world.registered_command(name, world.guild_id if guild else None)
+        where, in_channel = self._place(user_id, channel_id, guild_id) if guild else (None, world.dm_channel(user_id))
+        command = world.registered_command(name, where.id if where else None)
         data = _command_data(command)
         options = dict(options or {})
         attachment_options = [n for n, o in _schema(command).items() if o["type"] == OPTION_ATTACHMENT]
-        in_channel = world.dm_channel(user_id) if not guild else (channel_id or world.channel_id)
         resolved = {}
         for option in attachment_options:
             if option in options:
@@ -107,17 +115,26 @@ class Actions:
         data.update(_command_options(command, options))
         if resolved:
             data["resolved"] = {"attachments": resolved}
-        return await self._interact(user_id, INTERACTION_COMMAND, name, data, channel_id, guild=guild, locale=locale)
+        return await self._interact(user_id, INTERACTION_COMMAND, name, data, in_channel, locale=locale)
 
     async def autocomplete(
-        self, user_id: int, name: str, options: dict[str, Any], *, focused: str, channel_id: int | None = None
+        self,
+        user_id: int,
+        name: str,
+        options: dict[str, Any],
+        *,
+        focused: str,
+        channel_id: int | None = None,
+        guild_id: int | None = None,
     ) -> EmulatedInteraction:
-        """Have a guild member type into an option with autocomplete (INTERACTION_CREATE, type 4).
+        """Have a guild member type into an option with autocomplete (INTERACTION_CREATE, type 4), in
+        ``channel_id`` or the first channel of ``guild_id`` (of the first guild if None).
 
         As on Discord, the options typed so far are sent (required ones may be missing), the ``focused`` one
         marked ``"focused": true`` with its value as the string typed; the bot answers with callback type 8.
         """
-        command = self.world.registered_command(name, self.world.guild_id)
+        guild, channel_id = self._place(user_id, channel_id, guild_id)
+        command = self.world.registered_command(name, guild.id)
         schema = _schema(command)
         if not schema.get(focused, {}).get("autocomplete"):
             raise ValueError(f"/{name} has no option {focused!r} with autocomplete")
@@ -161,21 +178,46 @@ class Actions:
         channel_id = int(origin.payload["channel_id"])
         return await self._interact(user_id, INTERACTION_MODAL_SUBMIT, data["custom_id"], data, channel_id, extra=extra)
 
+    def _place(self, user_id: int, channel_id: int | None, guild_id: int | None) -> tuple[Guild, int]:
+        """The guild and channel a member acts in: ``channel_id``'s guild, or the first channel of ``guild_id``
+        (of the first guild if None). Refused where no Discord client could act: a guild the user is not a member
+        of, one the bot is not in (nothing would reach it) or one in an outage."""
+        world = self.world
+        if channel_id is None:
+            guild = world.guild(guild_id)
+            channel_id = guild.channel_id
+        elif (found := world.guild_of(channel_id)) is None:
+            raise ValueError(f"channel {channel_id} is no guild channel (use dm=True / guild=False for a DM)")
+        elif guild_id is not None and found.id != guild_id:
+            raise ValueError(f"channel {channel_id} is in guild {found.id}, not {guild_id}")
+        else:
+            guild = found
+        if user_id not in guild.members:
+            raise ValueError(f"user {user_id} is not a member of guild {guild.id}")
+        if not guild.has_bot:
+            raise RuntimeError(f"the bot is not in guild {guild.id}")
+        if guild.unavailable:
+            raise RuntimeError(f"guild {guild.id} is unavailable (an outage)")
+        return guild, channel_id
+
     async def _interact(
         self,
         user_id: int,
         kind: int,
         name: str,
         data: dict[str, Any],
-        channel_id: int | None,
+        channel_id: int,
         *,
-        guild: bool = True,
         locale: str = "en-US",
         extra: dict[str, Any] | None = None,
     ) -> EmulatedInteraction:
-        """Dispatch an INTERACTION_CREATE of a user, in a guild channel (or their DM with ``guild=False``)."""
+        """Dispatch an INTERACTION_CREATE of a user in a channel: a guild's (as a member of that guild) or their DM
+        with the bot."""
         world = self.world
         user = world.users[user_id]
+        guild = world.guild_of(channel_id)
+        if guild is not None:
+            self._place(user_id, channel_id, guild.id)  # a member, the bot there, no outage
         interaction_id = world.snowflake()
         token = INTERACTION_TOKEN_PREFIX + secrets.token_urlsafe(INTERACTION_TOKEN_BYTES)
         payload: dict[str, Any] = {
@@ -190,19 +232,19 @@ class Actions:
             "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
             **(extra or {}),
         }
-        if guild:
-            channel_id = channel_id or world.channel_id
-            permissions = world.permissions_of(user_id)
+        if guild is not None:
+            permissions = guild.permissions_of(user_id)
+            channel = world.guild_channel(channel_id)
+            assert channel is not None
             payload |= {
-                "guild_id": str(world.guild_id),
-                "guild": {"id": str(world.guild_id), "locale": "en-US", "features": []},
+                "guild_id": str(guild.id),
+                "guild": {"id": str(guild.id), "locale": "en-US", "features": []},
                 "guild_locale": "en-US",
                 "channel_id": str(channel_id),
-                "channel": (world.channels.get(channel_id) or world.threads[channel_id]).payload(world.guild_id)
-                | {"permissions": str(permissions)},
-                "member": world.members[user_id].payload(permissions=permissions),
-                "app_permissions": str(world.permissions_of(world.bot.id)),
-                "authorizing_integration_owners": {GUILD_INSTALL: str(world.guild_id)},
+                "channel": channel.payload(guild.id) | {"permissions": str(permissions)},
+                "member": guild.members[user_id].payload(permissions=permissions),
+                "app_permissions": str(guild.permissions_of(world.bot.id)),
+                "authorizing_integration_owners": {GUILD_INSTALL: str(guild.id)},
                 "context": CONTEXT_GUILD,
             }
         else:
@@ -211,14 +253,14 @@ class Actions:
                 "channel_id": str(channel_id),
                 "channel": world.dm_channel_payload(user_id),
                 "user": user.payload(),
-                "app_permissions": str(world.permissions_of(world.bot.id)),
+                "app_permissions": str(DM_APP_PERMISSIONS),
                 "authorizing_integration_owners": {GUILD_INSTALL: "0"},
                 "context": CONTEXT_BOT_DM,
             }
         interaction = EmulatedInteraction(interaction_id, token, name, user_id, payload, time.monotonic())
         world.interactions[interaction_id] = interaction
         world.interactions_by_token[token] = interaction
-        session = self.gateway.session_for(world.guild_id if guild else None)
+        session = self.gateway.session_for(guild.id if guild else None)
         if session is None:
             raise RuntimeError("the bot is not connected to the gateway")
         await session.dispatch("INTERACTION_CREATE", payload)

@@ -24,10 +24,6 @@ from .constants import (
     CLOSE_UNKNOWN_ERROR,
     CLOSE_UNKNOWN_OPCODE,
     GATEWAY_COMPRESSION,
-    GUILD_AFK_TIMEOUT_SECONDS,
-    GUILD_MAX_MEMBERS,
-    GUILD_MAX_VIDEO_CHANNEL_USERS,
-    INTENT_GUILD_PRESENCES,
     INTENT_GUILDS,
     OP_DISPATCH,
     OP_HEARTBEAT,
@@ -201,11 +197,13 @@ class Gateway:
         session = GatewaySession(secrets.token_hex(SESSION_ID_BYTES), intents, (shard_id, shard_count), connection)
         connection.session = session
         self.sessions[session.id] = session
-        owns_guild = session.owns(world.guild_id)
+        # Every guild of the shard is announced unavailable in READY, then one GUILD_CREATE each (not while in an
+        # outage: Discord sends it once the guild is back).
+        guilds = [guild for guild in world.guilds.values() if guild.has_bot and session.owns(guild.id)]
         ready: dict[str, Any] = {
             "v": API_VERSION,
             "user": world.current_user_payload(),
-            "guilds": [{"id": str(world.guild_id), "unavailable": True}] if owns_guild else [],
+            "guilds": [{"id": str(guild.id), "unavailable": True} for guild in guilds],
             "session_id": session.id,
             "session_type": "normal",
             "resume_gateway_url": world.gateway_url + RESUME_PATH,
@@ -222,8 +220,10 @@ class Gateway:
         if "shard" in data:
             ready["shard"] = [shard_id, shard_count]
         await session.dispatch("READY", ready)
-        if owns_guild and intents & INTENT_GUILDS:
-            await session.dispatch("GUILD_CREATE", self._guild_create(intents))
+        if intents & INTENT_GUILDS:
+            for guild in guilds:
+                if not guild.unavailable:
+                    await session.dispatch("GUILD_CREATE", world.guild_create_payload(guild, intents))
         session.ready = True
 
     async def _resume(self, connection: GatewayConnection, data: dict[str, Any]) -> None:
@@ -239,55 +239,3 @@ class Gateway:
         for frame in missed:
             await connection.send(frame)
         await session.dispatch("RESUMED", {"_trace": TRACE})
-
-    def _guild_create(self, intents: int) -> dict[str, Any]:
-        world = self.world
-        # Without the presences intent Discord sends only the bot (and members in voice) in GUILD_CREATE.
-        members = world.members.values() if intents & INTENT_GUILD_PRESENCES else [world.members[world.bot.id]]
-        return {
-            "id": str(world.guild_id),
-            "name": world.guild_name,
-            "icon": None,
-            "splash": None,
-            "discovery_splash": None,
-            "banner": None,
-            "description": None,
-            "owner_id": str(world.owner.id),
-            "afk_channel_id": None,
-            "afk_timeout": GUILD_AFK_TIMEOUT_SECONDS,
-            "verification_level": 0,
-            "default_message_notifications": 0,
-            "explicit_content_filter": 0,
-            "mfa_level": 0,
-            "nsfw_level": 0,
-            "premium_tier": 0,
-            "premium_subscription_count": 0,
-            "premium_progress_bar_enabled": False,
-            "preferred_locale": "en-US",
-            "system_channel_id": str(world.channel_id),
-            "system_channel_flags": 0,
-            "rules_channel_id": None,
-            "public_updates_channel_id": None,
-            "safety_alerts_channel_id": None,
-            "features": [],
-            "roles": [role.payload() for role in world.roles.values()],
-            "emojis": [],
-            "stickers": [],
-            "max_members": GUILD_MAX_MEMBERS,
-            "max_video_channel_users": GUILD_MAX_VIDEO_CHANNEL_USERS,
-            "vanity_url_code": None,
-            "application_id": None,
-            # Fields only sent in GUILD_CREATE:
-            "joined_at": world.members[world.bot.id].joined_at,
-            "large": False,
-            "unavailable": False,
-            "member_count": len(world.members),
-            "members": [member.payload() for member in members],
-            "channels": [channel.payload(world.guild_id) for channel in world.channels.values()],
-            "threads": [thread.payload(world.guild_id) for thread in world.threads.values()],
-            "presences": [],
-            "voice_states": [],
-            "stage_instances": [],
-            "guild_scheduled_events": [],
-            "soundboard_sounds": [],
-        }

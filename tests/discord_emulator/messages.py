@@ -27,7 +27,8 @@ from .constants import (
     SETTABLE_FLAGS,
 )
 from .gateway import Gateway
-from .state import EmulatedInteraction, User, World, snowflake_timestamp
+from .models import User
+from .state import EmulatedInteraction, World, snowflake_timestamp
 from .validation import form_error, json_response, message_errors, no_content
 
 USER_MENTION = re.compile(r"<@!?(\d+)>")
@@ -86,8 +87,8 @@ class Messages:
                     "channel_id": str(channel_id),
                     "message_id": referenced["id"],
                 }
-                if world.in_guild(channel_id):
-                    message["message_reference"]["guild_id"] = str(world.guild_id)
+                if guild := world.guild_of(channel_id):
+                    message["message_reference"]["guild_id"] = str(guild.id)
                 message["referenced_message"] = {k: v for k, v in referenced.items() if k != "referenced_message"}
                 replied_author = referenced["author"]["id"]
         if interaction is not None:
@@ -134,8 +135,8 @@ class Messages:
         world = self.world
         del world.messages[int(message["id"])]
         deletion = {"id": message["id"], "channel_id": message["channel_id"]}
-        if world.in_guild(int(message["channel_id"])):
-            deletion["guild_id"] = str(world.guild_id)
+        if guild := world.guild_of(int(message["channel_id"])):
+            deletion["guild_id"] = str(guild.id)
         if not message["flags"] & FLAG_EPHEMERAL:
             await self._dispatch("MESSAGE_DELETE", deletion, int(message["channel_id"]))
         return no_content()
@@ -147,25 +148,25 @@ class Messages:
         world = self.world
         channel_id = int(message["channel_id"])
         data = dict(message)
-        in_guild = world.in_guild(channel_id)
+        guild = world.guild_of(channel_id)
         author_id = int(message["author"]["id"])
-        if in_guild:
-            data["guild_id"] = str(world.guild_id)
-            if author_id in world.members:
-                data["member"] = world.members[author_id].payload(with_user=False)
+        if guild is not None:
+            data["guild_id"] = str(guild.id)
+            if author_id in guild.members:
+                data["member"] = guild.members[author_id].payload(with_user=False)
             data["mentions"] = [
-                mention | {"member": world.members[int(mention["id"])].payload(with_user=False)}
-                if int(mention["id"]) in world.members
+                mention | {"member": guild.members[int(mention["id"])].payload(with_user=False)}
+                if int(mention["id"]) in guild.members
                 else mention
                 for mention in data["mentions"]
             ]
-        session = self.gateway.session_for(world.guild_id if in_guild else None)
+        session = self.gateway.session_for(guild.id if guild else None)
         if session is not None:
             # Without the message content intent, content is withheld unless the bot wrote or is mentioned in
             # the message, or it is a DM.
             visible = (
                 session.intents & INTENT_MESSAGE_CONTENT
-                or not in_guild
+                or guild is None
                 or author_id == world.bot.id
                 or any(int(m["id"]) == world.bot.id for m in message["mentions"])
             )
@@ -174,13 +175,13 @@ class Messages:
         await self._dispatch(event, data, channel_id, required=required)
 
     async def _dispatch(self, event: str, data: dict[str, Any], channel_id: int, *, required: bool = False) -> None:
-        in_guild = self.world.in_guild(channel_id)
-        session = self.gateway.session_for(self.world.guild_id if in_guild else None)
+        guild = self.world.guild_of(channel_id)
+        session = self.gateway.session_for(guild.id if guild else None)
         if session is None:
             if required:
                 raise RuntimeError("the bot is not connected to the gateway")
             return
-        if session.intents & (INTENT_GUILD_MESSAGES if in_guild else INTENT_DIRECT_MESSAGES):
+        if session.intents & (INTENT_GUILD_MESSAGES if guild else INTENT_DIRECT_MESSAGES):
             await session.dispatch(event, data)
 
     def _attachment(self, upload: dict[str, Any]) -> dict[str, Any]:
@@ -230,10 +231,12 @@ class Messages:
         with it, only what ``parse``/``users``/``roles``/``replied_user`` allow.
         """
         world = self.world
+        guild = world.guild_of(int(message["channel_id"]))
+        roles = guild.roles if guild else {}
         content = message["content"]
         parse = set(allowed.get("parse") or []) if allowed is not None else {"users", "roles", "everyone"}
         user_ids = [int(i) for i in dict.fromkeys(USER_MENTION.findall(content)) if int(i) in world.users]
-        role_ids = [int(i) for i in dict.fromkeys(ROLE_MENTION.findall(content)) if int(i) in world.roles]
+        role_ids = [int(i) for i in dict.fromkeys(ROLE_MENTION.findall(content)) if int(i) in roles]
         if allowed is not None and "users" not in parse:
             user_ids = [i for i in user_ids if str(i) in {str(u) for u in allowed.get("users") or []}]
         if allowed is not None and "roles" not in parse:
@@ -244,6 +247,8 @@ class Messages:
         message["mentions"] = [world.users[i].payload() for i in user_ids]
         message["mention_roles"] = [str(i) for i in role_ids]
         author_id = int(message["author"]["id"])
-        may_ping_everyone = author_id not in world.members or bool(world.permissions_of(author_id) & MENTION_EVERYONE)
+        may_ping_everyone = guild is not None and (  # nobody is pinged with @everyone in a DM
+            author_id not in guild.members or bool(guild.permissions_of(author_id) & MENTION_EVERYONE)
+        )
         everyone_in_text = "@everyone" in content or "@here" in content
         message["mention_everyone"] = everyone_in_text and "everyone" in parse and may_ping_everyone

@@ -1,5 +1,5 @@
-"""The REST routes: the table of every route the emulator serves, and those about users, the application, the
-gateway and application commands (messages and interactions have their own modules)."""
+"""The REST routes: the table of every route the emulator serves, and those about users, the bot's guilds, the
+application, the gateway and application commands (messages and interactions have their own modules)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from .constants import (
     SESSION_START_TOTAL,
 )
 from .gateway import Gateway
+from .guilds import GuildEvents
 from .messages import Messages
+from .models import Guild
 from .rest_interactions import InteractionRoutes
 from .rest_messages import ChannelRoutes
 from .server import Route
@@ -30,14 +32,16 @@ from .validation import (
     UNKNOWN_USER,
     command_errors,
     json_response,
+    no_content,
 )
 
 VERIFY_KEY_BYTES = 32
+MAX_GUILDS_PAGE = 200  # GET /users/@me/guilds: the largest and default ``limit``
 
 
-def routes(world: World, gateway: Gateway, messages: Messages) -> list[Route]:
+def routes(world: World, gateway: Gateway, messages: Messages, guilds: GuildEvents) -> list[Route]:
     """Every REST route, in the order they are matched."""
-    rest = RestRoutes(world)
+    rest = RestRoutes(world, guilds)
     channels = ChannelRoutes(world, gateway, messages)
     interactions = InteractionRoutes(world, messages)
     message = "/channels/{channel_id}/messages/{message_id}"
@@ -47,6 +51,8 @@ def routes(world: World, gateway: Gateway, messages: Messages) -> list[Route]:
         ("GET", "/oauth2/applications/@me", rest.get_application),
         ("GET", "/gateway/bot", rest.get_gateway_bot),
         ("POST", "/users/@me/channels", rest.create_dm),
+        ("GET", "/users/@me/guilds", rest.get_guilds),
+        ("DELETE", "/users/@me/guilds/{guild_id}", rest.leave_guild),
         ("GET", "/users/{user_id}", rest.get_user),
         ("GET", "/applications/{application_id}/commands", rest.get_commands),
         ("PUT", "/applications/{application_id}/commands", rest.put_commands),
@@ -74,10 +80,16 @@ def _optional_str(value: Any) -> str | None:
 
 
 class RestRoutes:
-    """Users, the application, the gateway's address and the application commands."""
+    """Users, the bot's guilds, the application, the gateway's address and the application commands."""
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, guilds: GuildEvents) -> None:
         self.world = world
+        self.guilds = guilds
+
+    def _bot_guild(self, request: web.Request) -> Guild | None:
+        """The guild of the route's ``guild_id``, if the bot is in it."""
+        guild = self.world.guilds.get(int(request.match_info["guild_id"]))
+        return guild if guild is not None and guild.has_bot else None
 
     async def get_current_user(self, request: web.Request) -> web.Response:
         return json_response(self.world.current_user_payload())
@@ -106,7 +118,7 @@ class RestRoutes:
                 "redirect_uris": [],
                 "interactions_endpoint_url": None,
                 "tags": [],
-                "approximate_guild_count": 1,
+                "approximate_guild_count": len([g for g in world.guilds.values() if g.has_bot]),
                 "integration_types_config": {str(INTEGRATION_GUILD_INSTALL): {}},
             }
         )
@@ -122,10 +134,38 @@ class RestRoutes:
         return json_response({"url": world.gateway_url, "shards": world.shard_count, "session_start_limit": limit})
 
     async def get_member(self, request: web.Request) -> web.Response:
-        if int(request.match_info["guild_id"]) != self.world.guild_id:
+        guild = self._bot_guild(request)
+        if guild is None:
             return UNKNOWN_GUILD.response()
-        member = self.world.members.get(int(request.match_info["user_id"]))
+        member = guild.members.get(int(request.match_info["user_id"]))
         return json_response(member.payload()) if member else UNKNOWN_MEMBER.response()
+
+    async def get_guilds(self, request: web.Request) -> web.Response:
+        """The bot's guilds by id, a page of ``limit`` after ``after`` (or before ``before``)."""
+        query = request.query
+        guilds = sorted((g for g in self.world.guilds.values() if g.has_bot), key=lambda g: g.id)
+        if "before" in query:
+            guilds = [g for g in guilds if g.id < int(query["before"])]
+        if "after" in query:
+            guilds = [g for g in guilds if g.id > int(query["after"])]
+        limit = min(int(query.get("limit", MAX_GUILDS_PAGE)), MAX_GUILDS_PAGE)
+        page = guilds[-limit:] if "before" in query and "after" not in query else guilds[:limit]
+        counts = query.get("with_counts") in ("1", "true", "True")
+        return json_response(
+            [
+                g.partial_payload()
+                | ({"approximate_member_count": len(g.members), "approximate_presence_count": 0} if counts else {})
+                for g in page
+            ]
+        )
+
+    async def leave_guild(self, request: web.Request) -> web.Response:
+        """The bot leaves a guild (``Guild.leave()``): GUILD_DELETE as for a removal, answered 204."""
+        guild = self._bot_guild(request)
+        if guild is None:
+            return UNKNOWN_GUILD.response()
+        await self.guilds.remove_bot(guild.id)
+        return no_content()
 
     async def create_dm(self, request: web.Request) -> web.Response:
         recipient = int((recorded(request).body or {}).get("recipient_id", 0))
@@ -135,6 +175,8 @@ class RestRoutes:
 
     async def get_commands(self, request: web.Request) -> web.Response:
         guild_id = int(request.match_info["guild_id"]) if "guild_id" in request.match_info else None
+        if guild_id is not None and self._bot_guild(request) is None:
+            return MISSING_ACCESS.response()
         return json_response(self.world.commands.get(guild_id, []))
 
     async def put_commands(self, request: web.Request) -> web.Response:
@@ -143,7 +185,7 @@ class RestRoutes:
         if int(request.match_info["application_id"]) != world.application_id:
             return MISSING_ACCESS.response()
         guild_id = int(request.match_info["guild_id"]) if "guild_id" in request.match_info else None
-        if guild_id is not None and guild_id != world.guild_id:
+        if guild_id is not None and self._bot_guild(request) is None:
             return MISSING_ACCESS.response()
         body = recorded(request).body
         if not isinstance(body, list):

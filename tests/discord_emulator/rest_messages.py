@@ -17,10 +17,12 @@ from .constants import (
 )
 from .gateway import Gateway
 from .messages import Messages
-from .state import Thread, World, recorded, snowflake_timestamp
+from .models import Thread
+from .state import World, recorded, snowflake_timestamp
 from .validation import (
     MAX_THREAD_NAME,
     MIN_THREAD_NAME,
+    MISSING_ACCESS,
     MISSING_PERMISSIONS,
     NOT_THE_AUTHOR,
     THREAD_ALREADY_CREATED,
@@ -42,31 +44,35 @@ class ChannelRoutes:
         self.gateway = gateway
         self.messages = messages
 
-    def _known(self, channel_id: int) -> bool:
-        return self.world.in_guild(channel_id) or channel_id in self.world.dm_channels.values()
+    def _refused(self, channel_id: int) -> web.Response | None:
+        """Discord's answer when the bot cannot reach a channel: unknown, or in a guild the bot is not in."""
+        world = self.world
+        guild = world.guild_of(channel_id)
+        if guild is None:
+            return None if channel_id in world.dm_channels.values() else UNKNOWN_CHANNEL.response()
+        return None if guild.has_bot else MISSING_ACCESS.response()
 
     async def get_channel(self, request: web.Request) -> web.Response:
         world = self.world
         channel_id = int(request.match_info["channel_id"])
-        if channel := world.channels.get(channel_id) or world.threads.get(channel_id):
-            return json_response(channel.payload(world.guild_id))
-        for user_id, dm_id in world.dm_channels.items():
-            if dm_id == channel_id:
-                return json_response(world.dm_channel_payload(user_id))
-        return UNKNOWN_CHANNEL.response()
+        if refused := self._refused(channel_id):
+            return refused
+        if (guild := world.guild_of(channel_id)) and (channel := world.guild_channel(channel_id)):
+            return json_response(channel.payload(guild.id))
+        user_id = next(user_id for user_id, dm_id in world.dm_channels.items() if dm_id == channel_id)
+        return json_response(world.dm_channel_payload(user_id))
 
     async def typing(self, request: web.Request) -> web.Response:
-        if not self._known(int(request.match_info["channel_id"])):
-            return UNKNOWN_CHANNEL.response()
-        return no_content()
+        return self._refused(int(request.match_info["channel_id"])) or no_content()
 
     async def post_message(self, request: web.Request) -> web.Response:
         world = self.world
         channel_id = int(request.match_info["channel_id"])
-        if not self._known(channel_id):
-            return UNKNOWN_CHANNEL.response()
+        if refused := self._refused(channel_id):
+            return refused
         needed = THREAD_SEND_PERMISSIONS if channel_id in world.threads else SEND_PERMISSIONS
-        if world.in_guild(channel_id) and world.permissions_of(world.bot.id) & needed != needed:
+        guild = world.guild_of(channel_id)
+        if guild is not None and guild.permissions_of(world.bot.id) & needed != needed:
             return MISSING_PERMISSIONS.response()
         message = self.messages.create(channel_id, world.bot, recorded(request).body or {})
         if isinstance(message, web.Response):
@@ -78,15 +84,16 @@ class ChannelRoutes:
         """Start a public thread on a message (the thread takes the message's id) and announce THREAD_CREATE."""
         world = self.world
         channel_id, message_id = int(request.match_info["channel_id"]), int(request.match_info["message_id"])
-        channel = world.channels.get(channel_id)
+        if refused := self._refused(channel_id):
+            return refused
+        guild = world.guild_of(channel_id)
+        channel = guild.channels.get(channel_id) if guild else None
         message = world.messages.get(message_id)
-        if channel is None:
-            return UNKNOWN_CHANNEL.response()
-        if channel.type != CHANNEL_GUILD_TEXT:
-            return WRONG_CHANNEL_TYPE.response()
+        if guild is None or channel is None or channel.type != CHANNEL_GUILD_TEXT:
+            return WRONG_CHANNEL_TYPE.response()  # a DM or a thread
         if message is None or message["channel_id"] != str(channel_id):
             return UNKNOWN_MESSAGE.response()
-        if world.permissions_of(world.bot.id) & THREAD_CREATE_PERMISSIONS != THREAD_CREATE_PERMISSIONS:
+        if guild.permissions_of(world.bot.id) & THREAD_CREATE_PERMISSIONS != THREAD_CREATE_PERMISSIONS:
             return MISSING_PERMISSIONS.response()
         if message_id in world.threads:
             return THREAD_ALREADY_CREATED.response()
@@ -104,16 +111,18 @@ class ChannelRoutes:
         )
         world.threads[message_id] = thread
         message["flags"] |= FLAG_HAS_THREAD
-        message["thread"] = thread.payload(world.guild_id)
-        session = self.gateway.session_for(world.guild_id)
+        message["thread"] = thread.payload(guild.id)
+        session = self.gateway.session_for(guild.id)
         if session is not None and session.intents & INTENT_GUILDS:
-            await session.dispatch("THREAD_CREATE", thread.payload(world.guild_id) | {"newly_created": True})
-        return json_response(thread.payload(world.guild_id))
+            await session.dispatch("THREAD_CREATE", thread.payload(guild.id) | {"newly_created": True})
+        return json_response(thread.payload(guild.id))
 
     async def message(self, request: web.Request) -> web.Response:
         """GET/PATCH/DELETE of a channel message: the bot edits only its own, deletes others' with Manage Messages."""
         world = self.world
         channel_id, message_id = int(request.match_info["channel_id"]), int(request.match_info["message_id"])
+        if refused := self._refused(channel_id):
+            return refused
         message = world.messages.get(message_id)
         if message is None or message["channel_id"] != str(channel_id):
             return UNKNOWN_MESSAGE.response()
@@ -122,7 +131,8 @@ class ChannelRoutes:
         if message["author"]["id"] != str(world.bot.id):
             if request.method == "PATCH":
                 return NOT_THE_AUTHOR.response()
-            if not world.permissions_of(world.bot.id) & MANAGE_MESSAGES:
+            guild = world.guild_of(channel_id)  # nobody deletes others' messages in a DM
+            if guild is None or not guild.permissions_of(world.bot.id) & MANAGE_MESSAGES:
                 return MISSING_PERMISSIONS.response()
         if request.method == "DELETE":
             return await self.messages.delete(message)

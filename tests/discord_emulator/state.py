@@ -1,4 +1,4 @@
-"""The emulated world: one guild with its roles, text channels, threads and members, the bot user, the messages and
+"""The emulated world: guilds with their roles, text channels, threads and members, the bot user, the messages and
 interactions, and the records the tests inspect."""
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from aiohttp import web
 
 from .constants import (
     ADMINISTRATOR,
-    ALL_PERMISSIONS,
     API_PREFIX,
     APPLICATION_COMMAND_BADGE,
     APPLICATION_GATEWAY_GUILD_MEMBERS_LIMITED,
@@ -23,13 +22,9 @@ from .constants import (
     APPLICATION_GATEWAY_PRESENCE_LIMITED,
     BOT_PERMISSIONS,
     CHANNEL_DM,
-    CHANNEL_GUILD_TEXT,
-    CHANNEL_PUBLIC_THREAD,
     COMMAND_CHAT_INPUT,
-    DEFAULT_AUTO_ARCHIVE_MINUTES,
     DEFAULT_HEARTBEAT_INTERVAL_MS,
     DISCORD_EPOCH_MS,
-    DISCRIMINATORS,
     EMULATOR_WORKER_ID,
     EVERYONE_PERMISSIONS,
     INTENT_GUILD_MEMBERS,
@@ -41,6 +36,7 @@ from .constants import (
     SNOWFLAKE_TIMESTAMP_SHIFT,
     SNOWFLAKE_WORKER_SHIFT,
 )
+from .models import Channel, Guild, Member, Role, Thread, User
 
 # A bot token: the bot's id in base64, then random parts as long as a timestamp's and an HMAC's.
 TOKEN_TIMESTAMP_BYTES = 5
@@ -66,141 +62,6 @@ class SnowflakeFactory:
         snowflake = now << SNOWFLAKE_TIMESTAMP_SHIFT | EMULATOR_WORKER_ID << SNOWFLAKE_WORKER_SHIFT | self._increment
         self._last = max(snowflake, self._last + 1)
         return self._last
-
-
-@dataclass
-class User:
-    id: int
-    username: str
-    bot: bool = False
-
-    def payload(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "id": str(self.id),
-            "username": self.username,
-            "global_name": None if self.bot else self.username.title(),
-            # Bots keep a four-digit discriminator; users migrated to unique usernames have "0".
-            "discriminator": f"{self.id % DISCRIMINATORS:04d}" if self.bot else "0",
-            "avatar": None,
-            "public_flags": 0,
-        }
-        if self.bot:
-            data["bot"] = True
-        return data
-
-
-@dataclass
-class Role:
-    id: int
-    name: str
-    permissions: int = 0
-    position: int = 0
-    bot_id: int | None = None  # set for the managed role Discord gives a bot when it joins
-
-    def payload(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "id": str(self.id),
-            "name": self.name,
-            "permissions": str(self.permissions),
-            "position": self.position,
-            "color": 0,
-            "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
-            "hoist": False,
-            "icon": None,
-            "unicode_emoji": None,
-            "managed": self.bot_id is not None,
-            "mentionable": False,
-            "flags": 0,
-        }
-        if self.bot_id is not None:
-            data["tags"] = {"bot_id": str(self.bot_id)}
-        return data
-
-
-@dataclass
-class Member:
-    user: User
-    role_ids: list[int]
-    joined_at: str
-
-    def payload(self, *, with_user: bool = True, permissions: int | None = None) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "roles": [str(role_id) for role_id in self.role_ids],
-            "nick": None,
-            "avatar": None,
-            "banner": None,
-            "premium_since": None,
-            "joined_at": self.joined_at,
-            "deaf": False,
-            "mute": False,
-            "pending": False,
-            "flags": 0,
-            "communication_disabled_until": None,
-        }
-        if with_user:
-            data["user"] = self.user.payload()
-        if permissions is not None:
-            data["permissions"] = str(permissions)
-        return data
-
-
-@dataclass
-class Channel:
-    id: int
-    name: str
-    position: int = 0
-    type: int = CHANNEL_GUILD_TEXT
-
-    def payload(self, guild_id: int) -> dict[str, Any]:
-        return {
-            "id": str(self.id),
-            "type": self.type,
-            "guild_id": str(guild_id),
-            "name": self.name,
-            "position": self.position,
-            "permission_overwrites": [],
-            "parent_id": None,
-            "topic": None,
-            "nsfw": False,
-            "last_message_id": None,
-            "rate_limit_per_user": 0,
-            "flags": 0,
-        }
-
-
-@dataclass
-class Thread:
-    """A public thread started on a message: it has the message's id, as on Discord."""
-
-    id: int
-    name: str
-    parent_id: int
-    owner_id: int
-    created: str
-    auto_archive_duration: int = DEFAULT_AUTO_ARCHIVE_MINUTES
-
-    def payload(self, guild_id: int) -> dict[str, Any]:
-        return {
-            "id": str(self.id),
-            "type": CHANNEL_PUBLIC_THREAD,
-            "guild_id": str(guild_id),
-            "parent_id": str(self.parent_id),
-            "owner_id": str(self.owner_id),
-            "name": self.name,
-            "last_message_id": None,
-            "message_count": 0,
-            "member_count": 1,
-            "total_message_sent": 0,
-            "rate_limit_per_user": 0,
-            "flags": 0,
-            "thread_metadata": {
-                "archived": False,
-                "auto_archive_duration": self.auto_archive_duration,
-                "archive_timestamp": self.created,
-                "locked": False,
-                "create_timestamp": self.created,
-            },
-        }
 
 
 @dataclass
@@ -290,11 +151,14 @@ class WorldOptions(TypedDict, total=False):
 
 
 class World:
-    """One guild with text channels, roles and members, a bot user, and everything that happened in it.
+    """Guilds with text channels, roles and members, a bot user, and everything that happened in them.
 
-    Configure roles and channels before the bot connects (a connected client would need GUILD_ROLE_CREATE /
-    CHANNEL_CREATE to learn about later ones); members may be added at any time, since interactions and
-    messages carry their member data.
+    The first guild, made with the world, is the default of every call taking a ``guild_id``; ``roles``,
+    ``channels``, ``members``, ``guild_id``, ``channel_id`` and ``owner_id`` are its own. Configure a guild's roles
+    and channels before the bot connects or joins it (a connected client would need GUILD_ROLE_CREATE /
+    CHANNEL_CREATE to learn about later ones); members may be added at any time, since interactions and messages
+    carry their member data. A guild the bot was removed from stays in ``guilds`` (its members still in it), with
+    ``has_bot`` false.
     """
 
     def __init__(
@@ -317,8 +181,9 @@ class World:
         self.allowed_privileged_intents = allowed_privileged_intents
         self.port = 0  # where the server listens, once started
 
-        self.owner = User(self.snowflake(), "guild-owner")
+        self.owner = User(self.snowflake(), "guild-owner")  # the application's owner, who owns the first guild
         self.bot = User(self.snowflake(), bot_name.lower(), bot=True)
+        self.bot_role_name = bot_name  # the name of the managed role the bot gets in each guild it joins
         self.application_id = self.bot.id  # applications created since 2016 share their bot user's id
         self.token = ".".join(
             (
@@ -327,23 +192,15 @@ class World:
                 secrets.token_urlsafe(TOKEN_HMAC_BYTES),
             )
         )
-        self.guild_id = self.snowflake()
-        while (
-            guild_shard is not None and (self.guild_id >> SNOWFLAKE_TIMESTAMP_SHIFT) % guild_shard[1] != guild_shard[0]
-        ):
-            self.guild_id = self.snowflake()  # an id Discord's rule routes to that shard (id, count): within ms
-        self.guild_name = guild_name
-        self.roles: dict[int, Role] = {self.guild_id: Role(self.guild_id, "@everyone", EVERYONE_PERMISSIONS)}
-        self.admin_role_id = self.add_role("Administrator", ADMINISTRATOR)
-        self.bot_role_id = self.add_role(bot_name, bot_permissions)
-        self.roles[self.bot_role_id].bot_id = self.bot.id
-        self.channels: dict[int, Channel] = {}
-        for name in channel_names:
-            self.add_channel(name)
         self.users: dict[int, User] = {self.owner.id: self.owner, self.bot.id: self.bot}
-        self.members: dict[int, Member] = {}
-        for user, roles in ((self.owner, []), (self.bot, [self.bot_role_id])):
-            self.members[user.id] = Member(user, roles, snowflake_timestamp(self.snowflake()))
+        self.guilds: dict[int, Guild] = {}  # every guild, by id, in the order they were made
+        self.guild_id = self.create_guild(
+            guild_name,
+            channel_names=channel_names,
+            owner_id=self.owner.id,
+            bot_permissions=bot_permissions,
+            shard=guild_shard,
+        )
 
         # What happened, for the tests to inspect.
         self.requests: list[RecordedRequest] = []
@@ -361,18 +218,44 @@ class World:
         # on Discord, where a MESSAGE_CREATE often arrives before the REST response; by (method, route template).
         self.response_delays: dict[tuple[str, str], float] = {}
 
+    # ----------------------------------------------------------------------------------------------- the first guild
+
     @property
-    def bot_id(self) -> int:
-        return self.bot.id
+    def roles(self) -> dict[int, Role]:
+        return self.guild().roles
+
+    @property
+    def channels(self) -> dict[int, Channel]:
+        return self.guild().channels
+
+    @property
+    def members(self) -> dict[int, Member]:
+        return self.guild().members
+
+    @property
+    def guild_name(self) -> str:
+        return self.guild().name
+
+    @property
+    def admin_role_id(self) -> int:
+        return self.guild().admin_role_id
+
+    @property
+    def bot_role_id(self) -> int | None:
+        return self.guild().bot_role_id
 
     @property
     def owner_id(self) -> int:
-        return self.owner.id
+        return self.guild().owner_id
 
     @property
     def channel_id(self) -> int:
-        """The first text channel: the default for messages and slash commands."""
-        return next(iter(self.channels))
+        """The first text channel of the first guild: the default for messages and slash commands."""
+        return self.guild().channel_id
+
+    @property
+    def bot_id(self) -> int:
+        return self.bot.id
 
     @property
     def base_url(self) -> str:
@@ -382,46 +265,145 @@ class World:
     def gateway_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
 
-    def add_role(self, name: str, permissions: int = 0) -> int:
-        """Add a guild role (before the bot connects) and return its id."""
+    # ----------------------------------------------------------------------------------------------- guilds
+
+    def create_guild(
+        self,
+        name: str,
+        *,
+        channel_names: tuple[str, ...] = ("general",),
+        owner_id: int | None = None,
+        bot_permissions: int = BOT_PERMISSIONS,
+        shard: tuple[int, int] | None = None,
+    ) -> int:
+        """Make a guild with the bot in it - @everyone, "Administrator" and the bot's managed role, text channels,
+        its owner (a new user unless ``owner_id``) - and return its id. Only the world changes: ``emu.add_guild``
+        also announces it to a connected bot.
+
+        ``shard=(shard_id, shard_count)`` picks an id Discord's rule, ``(id >> 22) % shard_count``, routes there.
+        """
+        guild_id = self.snowflake()
+        while shard is not None and (guild_id >> SNOWFLAKE_TIMESTAMP_SHIFT) % shard[1] != shard[0]:
+            guild_id = self.snowflake()  # within milliseconds
+        if owner_id is None:
+            owner = User(self.snowflake(), f"{'-'.join(name.lower().split())}-owner")
+            self.users[owner.id] = owner
+            owner_id = owner.id
+        guild = Guild(guild_id, name, owner_id, self.bot.id, bot_permissions)
+        guild.roles[guild_id] = Role(guild_id, "@everyone", EVERYONE_PERMISSIONS)
+        self.guilds[guild_id] = guild
+        guild.admin_role_id = self.add_role("Administrator", ADMINISTRATOR, guild_id=guild_id)
+        for channel in channel_names:
+            self.add_channel(channel, guild_id=guild_id)
+        self.join(owner_id, guild_id)
+        self.bot_joins(guild_id)
+        return guild_id
+
+    def bot_joins(self, guild_id: int) -> None:
+        """The bot becomes a member of a guild, with a new managed role (the world only; see ``emu.add_bot``)."""
+        guild = self.guild(guild_id)
+        if guild.has_bot:
+            raise ValueError(f"the bot is already in guild {guild_id}")
+        guild.bot_role_id = self.add_role(self.bot_role_name, guild.bot_permissions, guild_id=guild_id)
+        guild.roles[guild.bot_role_id].bot_id = self.bot.id
+        self.join(self.bot.id, guild_id)
+        guild.members[self.bot.id].role_ids.append(guild.bot_role_id)
+
+    def bot_leaves(self, guild_id: int) -> None:
+        """The bot is no longer a member of a guild; Discord deletes its managed role (the world only; see
+        ``emu.remove_bot``)."""
+        guild = self.guild(guild_id)
+        if not guild.has_bot:
+            raise LookupError(f"the bot is not in guild {guild_id}")
+        del guild.members[self.bot.id]
+        if guild.bot_role_id is not None:
+            del guild.roles[guild.bot_role_id]
+            guild.bot_role_id = None
+        guild.unavailable = False
+
+    def guild(self, guild_id: int | None = None) -> Guild:
+        """A guild by id; the first guild if None."""
+        guild = self.guilds.get(self.guild_id if guild_id is None else guild_id)
+        if guild is None:
+            raise LookupError(f"no guild {guild_id}")
+        return guild
+
+    def guild_of(self, channel_id: int) -> Guild | None:
+        """The guild of a channel or thread; None for a DM or an unknown channel."""
+        if thread := self.threads.get(channel_id):
+            channel_id = thread.parent_id
+        return next((guild for guild in self.guilds.values() if channel_id in guild.channels), None)
+
+    def guild_channel(self, channel_id: int) -> Channel | Thread | None:
+        """A guild's text channel or thread by id; None for a DM or an unknown channel."""
+        if thread := self.threads.get(channel_id):
+            return thread
+        guild = self.guild_of(channel_id)
+        return guild.channels[channel_id] if guild else None
+
+    def in_guild(self, channel_id: int) -> bool:
+        """Whether a channel id is one of the guilds' channels or threads (not a DM)."""
+        return self.guild_of(channel_id) is not None
+
+    def guild_create_payload(self, guild: Guild, intents: int, *, joined: bool = False) -> dict[str, Any]:
+        """GUILD_CREATE for a session with these intents: without the presences intent Discord sends only the bot
+        (and members in voice) as members; ``joined`` when the bot has just joined the guild."""
+        threads = [thread for thread in self.threads.values() if thread.parent_id in guild.channels]
+        return guild.create_payload(threads, all_members=bool(intents & INTENT_GUILD_PRESENCES), joined=joined)
+
+    # ----------------------------------------------------------------------------------------------- in a guild
+
+    def add_role(self, name: str, permissions: int = 0, *, guild_id: int | None = None) -> int:
+        """Add a role to a guild (before the bot connects or joins it) and return its id."""
+        guild = self.guild(guild_id)
         role_id = self.snowflake()
-        self.roles[role_id] = Role(role_id, name, permissions, position=len(self.roles))
+        guild.roles[role_id] = Role(role_id, name, permissions, position=len(guild.roles))
         return role_id
 
-    def add_channel(self, name: str) -> int:
-        """Add a guild text channel (before the bot connects) and return its id."""
+    def add_channel(self, name: str, *, guild_id: int | None = None) -> int:
+        """Add a text channel to a guild (before the bot connects or joins it) and return its id."""
+        guild = self.guild(guild_id)
         channel_id = self.snowflake()
-        self.channels[channel_id] = Channel(channel_id, name, position=len(self.channels))
+        guild.channels[channel_id] = Channel(channel_id, name, position=len(guild.channels))
         return channel_id
 
     def add_member(
-        self, name: str, *, roles: tuple[int | str, ...] = (), admin: bool = False, bot: bool = False
+        self,
+        name: str,
+        *,
+        roles: tuple[int | str, ...] = (),
+        admin: bool = False,
+        bot: bool = False,
+        guild_id: int | None = None,
     ) -> int:
-        """Add a guild member with the given roles (ids or names) and return the user id.
+        """Add a new user as a member of a guild with the given roles (ids or names) and return the user id.
 
-        ``admin=True`` gives the member the guild's "Administrator" role (the ADMINISTRATOR permission).
+        ``admin=True`` gives the member the guild's "Administrator" role (the ADMINISTRATOR permission). The same
+        user joins other guilds with :meth:`join`.
         """
-        by_name = {role.name: role_id for role_id, role in self.roles.items()}
-        role_ids = [by_name[role] if isinstance(role, str) else role for role in roles]
-        if admin:
-            role_ids.append(self.admin_role_id)
+        self.guild(guild_id)  # fails before a user is made
         user = User(self.snowflake(), name, bot=bot)
         self.users[user.id] = user
-        self.members[user.id] = Member(user, role_ids, snowflake_timestamp(self.snowflake()))
+        self.join(user.id, guild_id, roles=roles, admin=admin)
         return user.id
 
-    def permissions_of(self, user_id: int) -> int:
-        """A member's permissions as Discord computes them (no channel overwrites exist here)."""
-        if user_id == self.owner.id:
-            return ALL_PERMISSIONS
-        value = self.roles[self.guild_id].permissions
-        for role_id in self.members[user_id].role_ids:
-            value |= self.roles[role_id].permissions
-        return ALL_PERMISSIONS if value & ADMINISTRATOR else value
+    def join(
+        self, user_id: int, guild_id: int | None, *, roles: tuple[int | str, ...] = (), admin: bool = False
+    ) -> None:
+        """Make an existing user a member of another guild, with that guild's roles (ids or names)."""
+        guild = self.guild(guild_id)
+        if user_id in guild.members:
+            raise ValueError(f"user {user_id} is already a member of guild {guild.id}")
+        role_ids = [guild.role_id(role) for role in roles]
+        if admin:
+            role_ids.append(guild.admin_role_id)
+        guild.members[user_id] = Member(self.users[user_id], role_ids, snowflake_timestamp(self.snowflake()))
 
-    def in_guild(self, channel_id: int) -> bool:
-        """Whether a channel id is one of the guild's channels or threads (not a DM)."""
-        return channel_id in self.channels or channel_id in self.threads
+    def permissions_of(self, user_id: int, guild_id: int | None = None) -> int:
+        """A member's permissions in a guild as Discord computes them (no channel overwrites exist here)."""
+        return self.guild(guild_id).permissions_of(user_id)
+
+    # ----------------------------------------------------------------------------------------------- the bot
 
     def dm_channel(self, user_id: int) -> int:
         """The id of a user's DM channel with the bot, opened on first use."""
