@@ -68,9 +68,9 @@ def main() -> None:
         passages = len(engine.store.passages)
         markdown = article_markdown(new)
         floor, texts = embedding_floor(embedder, markdown)
-        added = engine.indexes.add_file("new.md", markdown.encode())
-        removed = engine.indexes.remove(added.document.id)
-        unchanged = engine.indexes.rebuild(force=True)
+        added = engine.library.base.add_file("new.md", markdown.encode())
+        removed = engine.library.base.remove(added.document.id)
+        unchanged = engine.library.base.rebuild(force=True)
     results = {
         "corpus": {"documents": len(corpus), "passages": passages, "first_build_s": round(first_build, 2)},
         "add": {

@@ -2,7 +2,8 @@
 
 M members ask questions (most answerable, some empty, over-long, or sent again too quickly), by mention and with
 `/ask`, vote on answers and open "What was wrong?" boxes (submitting some, dismissing the rest); an admin `/add`s
-a hostile PDF and `/rebuild`s a changed corpus midway. Every setting is the default but the emulator's address.
+a hostile PDF, adds a document of the server's own and `/rebuild`s midway. Every setting is the default but the
+emulator's address.
 
 Per minute: answer latency p50/p95 (question sent to answer seen by the emulator) and the bot process's RSS, open
 file descriptors and threads. At the end: whether every question and click got exactly one reply, and the ratio
@@ -245,12 +246,13 @@ async def vote(
     await seen.response(submitted.id, 0)
 
 
-async def admin_midway(emu: DiscordEmulator, seen: Seen, soak: Soak, admin: int, corpus: Path, at: float) -> None:
-    """At `at`: /add a hostile PDF, then /rebuild with a new document in the corpus; their outcomes."""
+async def admin_midway(emu: DiscordEmulator, seen: Seen, soak: Soak, admin: int, at: float) -> None:
+    """At `at`: /add a hostile PDF, then a document of the server's own, then /rebuild; their outcomes."""
     await asyncio.sleep(max(0.0, at - time.monotonic()))
     pdf = UserFile("hostile.pdf", hostile_pdf(), "application/pdf")
     soak.admin["add"] = await admin_command(emu, seen, admin, "add", {"file": pdf})
-    (corpus / "festival.md").write_text(FESTIVAL, encoding="utf-8")
+    festival = UserFile("festival.md", FESTIVAL.encode(), "text/markdown")
+    soak.admin["add document"] = await admin_command(emu, seen, admin, "add", {"file": festival})
     soak.admin["rebuild"] = await admin_command(emu, seen, admin, "rebuild", {})
 
 
@@ -294,6 +296,7 @@ def environment(emu: DiscordEmulator, folder: Path) -> dict[str, str]:
         "DISCORD_GUILD_ID": str(emu.guild_id),
         "CORPUS_DIR": str(folder / "corpus"),
         "INDEX_DIR": str(folder / "index"),
+        "SERVERS_DIR": str(folder / "servers"),
         "DATABASE_URL": f"sqlite:///{folder / 'articlebot.db'}",
         "LOG_LEVEL": "INFO",
     }
@@ -339,7 +342,7 @@ async def soak_run(minutes: float, members: int, seed: int, folder: Path) -> dic
             rngs = [random.Random(seed * 1000 + n) for n in range(members)]
             await asyncio.gather(
                 *(member(emu, seen, soak, u, rng, end) for u, rng in zip(users, rngs, strict=True)),
-                admin_midway(emu, seen, soak, admin, folder / "corpus", soak.started + minutes * 30),
+                admin_midway(emu, seen, soak, admin, soak.started + minutes * 30),
             )
             await asyncio.sleep(5)  # room for any duplicate reply to show up
             seen.scan()

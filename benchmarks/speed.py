@@ -107,15 +107,15 @@ def cold_start(env: dict[str, str], repeats: int) -> dict:
 def build_throughput(engine: Engine) -> dict:
     """Texts embedded per second by a build from scratch (an empty index folder: no embedding cache) vs a single
     `model.encode` of the same texts."""
-    documents = load_corpus(engine.indexes.config.corpus_dir)
-    passages, sentences = chunk(documents, engine.indexes.config.chunking)
+    documents = load_corpus(engine.library.base.config.corpus_dir)
+    passages, sentences = chunk(documents, engine.library.base.config.chunking)
     texts = [p.text for p in passages] + [s.text for s in sentences]
     started = time.perf_counter()
     engine.embedder.model.encode(texts, batch_size=engine.embedder.batch_size, normalize_embeddings=True)
     floor_s = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as empty:
         started = time.perf_counter()
-        build(replace(engine.indexes.config, index_dir=Path(empty)), engine.embedder)
+        build(replace(engine.library.base.config, index_dir=Path(empty)), engine.embedder)
         build_s = time.perf_counter() - started
     return {
         "texts": len(texts),

@@ -73,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
 
     stats = commands.add_parser("stats", help="what was asked: counts, votes, latency, the questions not answered")
     stats.add_argument("--days", type=int, default=30, help="the last N days (default 30)")
+    stats.add_argument("--guild", type=int, metavar="ID", help="that server only (default: all, and each server)")
     output = stats.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print one JSON object")
     output.add_argument("--csv", action="store_true", help="export every logged question as CSV")
@@ -227,19 +228,20 @@ def _record(questions: QuestionLog | None, answer: Answer, front_end: str) -> No
 
 
 def _stats(args: argparse.Namespace, settings: Settings) -> int:
-    """The question log summarised (text or --json), or exported (--csv)."""
+    """The question log summarised (text or --json), or exported (--csv): of one server (--guild), or of all with a
+    per-server breakdown."""
     from bot.stats import summary  # matplotlib is imported only for stats
 
     questions = QuestionLog.configured(settings)
     if args.csv:
-        rows = list(questions.rows(args.days))
+        rows = list(questions.rows(args.days, args.guild))
         writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["id"])
         writer.writeheader()
         writer.writerows(rows)
     elif args.json:
-        print(json.dumps(questions.stats(args.days), ensure_ascii=False, indent=2))
+        print(json.dumps(questions.stats(args.days, args.guild), ensure_ascii=False, indent=2))
     else:
-        print(summary(questions.stats(args.days)))
+        print(summary(questions.stats(args.days, args.guild)))
     return 0
 
 

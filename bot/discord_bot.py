@@ -23,7 +23,7 @@ import yarl
 from discord import app_commands
 from discord.ext import commands, tasks
 
-from bot.cogs.admin import AdminCog, NotAdmin
+from bot.cogs.admin import AdminCog, NotAdmin, forget_server
 from bot.cogs.ask import AskCog
 from bot.cogs.documents import DocumentsCog
 from bot.feedback import CommentBoxes, VoteButton
@@ -83,8 +83,8 @@ class _ArticleBotMixin(_BotBase):
         self.questions = await asyncio.to_thread(open_log, self.settings)
         self.add_dynamic_items(VoteButton)  # 👍/👎 under answers sent before a restart keep working
         await self.add_cog(AskCog(self, self.engine, self.settings, self.questions))
-        await self.add_cog(AdminCog(self.engine.indexes, self.questions))
-        await self.add_cog(DocumentsCog(self.engine.indexes))
+        await self.add_cog(AdminCog(self.engine.library, self.questions))
+        await self.add_cog(DocumentsCog(self.engine.library))
         self.tree.error(self.on_app_command_error)
         if self.settings.discord_guild_id:
             guild = discord.Object(id=self.settings.discord_guild_id)
@@ -109,9 +109,9 @@ class _ArticleBotMixin(_BotBase):
 
     @tasks.loop(seconds=10)
     async def watch_index(self) -> None:
-        """Serve a build another process published; a failure is logged and the next check tries again."""
+        """Serve builds another process published; a failure is logged and the next check tries again."""
         try:
-            await asyncio.to_thread(self.engine.indexes.refresh)
+            await asyncio.to_thread(self.engine.library.refresh)
         except Exception:
             log.exception("checking %s for a new index failed", self.settings.index_dir)
 
@@ -135,6 +135,24 @@ class _ArticleBotMixin(_BotBase):
     async def on_ready(self) -> None:
         log.info("ready: logged in as %s, answering from %d passages", self.user, len(self.engine.store.passages))
         log.info("invite the bot to a server with %s", invite_url(self.application_id or 0))
+        for guild in list(self.guilds):
+            await self._leave_unless_allowed(guild)
+
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        await self._leave_unless_allowed(guild)
+
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        """Removed from a server (kicked, the server deleted, or left): delete what it added and asked. A server
+        that is only unavailable (an outage) is not removed, and keeps everything."""
+        outcome = await asyncio.to_thread(forget_server, self.engine.library, self.questions, guild.id)
+        log.info("removed from server %s: %s", guild.id, outcome)
+
+    async def _leave_unless_allowed(self, guild: discord.Guild) -> None:
+        """Leave a server that ALLOWED_GUILD_IDS (when set) does not list."""
+        allowed = self.settings.allowed_guild_ids
+        if allowed and guild.id not in allowed:
+            log.warning("leaving server %s: it is not in ALLOWED_GUILD_IDS", guild.id)
+            await guild.leave()
 
     async def on_app_command_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         """A member who is not an admin is told so privately; any other failure is logged with its traceback and

@@ -1,7 +1,8 @@
-"""Questions in, cited answers out: embed the question, search the live index, read the passages, decide.
+"""Questions in, cited answers out: embed the question, search the live indexes, read the passages, decide.
 
-Every question reads one snapshot of the index (`IndexManager.store`, replaced whole by a rebuild), so it sees
-the old index or the new one, never a mix. Building and editing the index is the IndexManager's job.
+A question in a server is searched in the base index and that server's own (see index.library); each is one
+snapshot (`IndexManager.store`, replaced whole by a rebuild), so a question sees the old index or the new one,
+never a mix. Building and editing indexes is the Library's job.
 """
 
 from __future__ import annotations
@@ -16,45 +17,47 @@ from bot.calibration import BUNDLED, NONE, answerer_kind, calibrator_for
 from bot.errors import InvalidQuestion
 from bot.evidence import EVIDENCE_DIR, Evidence
 from bot.history import Turn, follow_up_query, given_answers
-from bot.knowledge import index_manager
+from bot.knowledge import library
 from bot.reader import Reader
 from bot.replies import Answer
 from bot.settings import Settings
 from index.embedder import Embedder
 from index.lexical import tokenize
-from index.manager import IndexManager
+from index.library import Library
 from index.retrieval import Fusion, Retrieval, search
 from index.store import Store
 
 USAGE = 'Ask a question about the article, for example: "Who heads WeGO\'s secretariat?"'
+NOTHING_YET = "This server has no documents yet: an admin can add some with `/add`."
 
 
 class Engine:
-    """Questions in, cited answers out, from the index an IndexManager keeps live."""
+    """Questions in, cited answers out, from the indexes a Library keeps live."""
 
     def __init__(
         self,
         settings: Settings,
         embedder: Embedder | None = None,
         answerer: Answerer | None = None,
-        indexes: IndexManager | None = None,
+        knowledge: Library | None = None,
     ) -> None:
         self.settings = settings
-        self.indexes = indexes or index_manager(settings, embedder)
-        self.embedder = self.indexes.embedder.load()
+        self.library = knowledge or library(settings, embedder)
+        self.embedder = self.library.embedder.load()
         self.fusion = Fusion()
         self.answerer = answerer or configured_answerer(settings)
 
-    def ask(self, question: str, history: Sequence[Turn] = ()) -> Answer:
+    def ask(self, question: str, history: Sequence[Turn] = (), server: int | None = None) -> Answer:
         """A cited answer, or an abstention; InvalidQuestion for an empty or over-long question. With the
-        `history` of a conversation, a follow-up is searched for with what it follows (see bot.history)."""
-        question = self.check(question)
+        `history` of a conversation, a follow-up is searched for with what it follows (see bot.history). In a
+        `server`, the answer comes from the base and that server's own documents; elsewhere from the base."""
+        question = self.check(question, server)
         query = follow_up_query(question, history)
-        store = self.store
+        stores = self.library.stores(server)
         started = time.perf_counter()
         query_vector = self.embedder.encode_query(query)
         embedded = time.perf_counter()
-        retrieval = search(store, query_vector, tokenize(query), self.fusion)
+        retrieval = search(stores, query_vector, tokenize(query), self.fusion)
         searched = time.perf_counter()
         answer = self.answerer.answer(question, retrieval, given_answers(history))
         done = time.perf_counter()
@@ -65,29 +68,33 @@ class Engine:
         """The proposals `ask` decides between, with their evidence: exposed so that the calibrator can be fitted
         on the engine's own features."""
         question = self.check(question)
-        return self.answerer.candidates(question, self._search(self.store, question, self.fusion))
+        return self.answerer.candidates(question, self._search(question, self.fusion))
 
     def retrieve(self, question: str, fusion: Fusion | None = None) -> list[tuple[str, int]]:
         """The (document, paragraph) of every candidate passage, best first: what `ask` answers from, exposed
         so that retrieval quality can be measured (optionally under other fusion weights)."""
-        store = self.store
-        retrieval = self._search(store, self.check(question), fusion or self.fusion)
-        return [(store.passages[h.passage].document, store.passages[h.passage].paragraph) for h in retrieval.hits]
+        return self._search(self.check(question), fusion or self.fusion).places()
 
     @property
     def store(self) -> Store:
-        """The index questions are answered from right now (see IndexManager.store)."""
-        return self.indexes.store
+        """The base index as it is right now (see IndexManager.store)."""
+        store = self.library.base.store
+        assert store is not None, "the base index is required: it is built when opened"
+        return store
 
-    def _search(self, store: Store, question: str, fusion: Fusion) -> Retrieval:
-        return search(store, self.embedder.encode_query(question), tokenize(question), fusion)
+    def _search(self, question: str, fusion: Fusion) -> Retrieval:
+        """The base index searched for a question (what the benchmarks and the calibrator measure)."""
+        return search([self.store], self.embedder.encode_query(question), tokenize(question), fusion)
 
-    def check(self, question: str) -> str:
+    def check(self, question: str, server: int | None = None) -> str:
         """The question with its whitespace normalised; InvalidQuestion, with what to do, when it is empty or too
-        long. The one place that decides whether a question can be asked."""
+        long, or when there is nothing to answer it from. The one place that decides whether a question can be
+        asked."""
         question = " ".join(question.split())
         if not question:
             raise InvalidQuestion(USAGE)
+        if not self.library.stores(server):
+            raise InvalidQuestion(NOTHING_YET)
         if len(question) > self.settings.max_question_chars:
             raise InvalidQuestion(
                 f"That question is {len(question)} characters long; please keep it under "

@@ -1,16 +1,32 @@
-"""The index the settings describe, opened without loading any model: for listing, adding and removing documents
-and for building. The embedding model loads only when a build needs it."""
+"""The indexes the settings describe (the base, and each server's own), opened without loading any model: for
+listing, adding and removing documents and for building. The embedding model loads only when a build needs it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from bot.settings import BUNDLED_CORPUS, Settings
 from index.build import BuildReport, IndexConfig, build
 from index.embedder import Embedder
 from index.extract import ExtractLimits
+from index.library import Library
 from index.manager import Editing, IndexManager, Tuning
 from index.passages import Chunking
+
+MB = 1 << 20
+
+
+def library(settings: Settings, embedder: Embedder | None = None) -> Library:
+    """The base index and the servers' own, as configured (the base built first when there is none yet)."""
+    rules = editing(settings)
+    return Library(
+        index_manager(settings, embedder),
+        Path(settings.servers_dir),
+        replace(rules, read_only=None),
+        settings.index_memory_mb * MB,
+        settings.base_corpus,
+    )
 
 
 def index_manager(settings: Settings, embedder: Embedder | None = None) -> IndexManager:

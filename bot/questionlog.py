@@ -1,12 +1,14 @@
-"""The question log: every question, its answer or abstention, and the votes on it, in SQLite.
+"""The question log: every question, its answer or abstention, and the votes on it, in SQLite or PostgreSQL.
 
-One file (DATABASE_URL, default `data/articlebot.db`) in WAL mode, so the Discord bot and a terminal `stats` can
-read and write it at once; it and the salt are created readable by their owner only. The schema is versioned
-with SQLite's `user_version` and migrated on open by the numbered steps in MIGRATIONS (append a step, never edit
-one). User ids are stored only as a keyed hash (LOG_SALT); the only message text stored is the question and the
+DATABASE_URL names the database: a SQLite file (default `data/articlebot.db`) in WAL mode, so the Discord bot and a
+terminal `stats` can read and write it at once, created with its salt readable by their owner only; or a PostgreSQL
+server, which several machines can share. `bot/logdb.py` is the one layer over both (why not SQLAlchemy: its
+docstring gives the import times measured). The schema is the same on both, versioned (SQLite's `user_version`, a
+`schema_version` table on PostgreSQL) and migrated on open by the numbered steps in MIGRATIONS (append a step, never
+edit one). User ids are stored only as a keyed hash (LOG_SALT); the only message text stored is the question and the
 voters' comments. Rows older than LOG_RETENTION_DAYS are deleted when the log is opened and by `expire` (the bot
-calls it daily). A broken database never stops answering: each failure is logged and the bot goes on without
-the log.
+calls it daily); `forget` deletes one server's. A failing database never stops answering: the failure is logged
+once, the write skipped, and a lost PostgreSQL connection is retried with backoff until the server is back.
 """
 
 from __future__ import annotations
@@ -17,33 +19,34 @@ import json
 import logging
 import os
 import secrets
-import sqlite3
 import statistics
 import tempfile
 import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
+from bot.logdb import RETRY_FIRST, RETRY_MAX, Connection, Database, LogError, Session, Unavailable, from_url
 from bot.replies import Answer
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SQLITE_PREFIX = "sqlite:///"
 SALT_FILE = "log-salt"
 GAPS = 10
 COMMENT_CHARS = 300  # the "What was wrong?" box's limit, enforced again when a comment is stored
-PRIVATE = 0o600  # the database and the salt: readable by the bot's user only
 
-# Schema steps: MIGRATIONS[n] takes a database from version n to n + 1.
+T = TypeVar("T")
+
+# Schema steps: MIGRATIONS[n] takes a database from version n to n + 1. `{id}`, `{key}` and `{real}` are each
+# database's words for an id column, a reference to one and a float (`Database.words`).
 MIGRATIONS = (
     """
     CREATE TABLE questions (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        id {id},
         asked_at TEXT NOT NULL,
         front_end TEXT NOT NULL,
         guild_id TEXT,
@@ -53,15 +56,15 @@ MIGRATIONS = (
         answer TEXT NOT NULL,
         short_answer TEXT,
         abstained INTEGER NOT NULL,
-        confidence REAL NOT NULL,
+        confidence {real} NOT NULL,
         citations TEXT NOT NULL,
-        latency_ms REAL NOT NULL
+        latency_ms {real} NOT NULL
     );
     CREATE INDEX questions_asked_at ON questions (asked_at);
     """,
     """
     CREATE TABLE votes (
-        question_id INTEGER NOT NULL REFERENCES questions (id) ON DELETE CASCADE,
+        question_id {key} NOT NULL REFERENCES questions (id) ON DELETE CASCADE,
         user_hash TEXT NOT NULL,
         vote INTEGER NOT NULL CHECK (vote IN (-1, 1)),
         comment TEXT,
@@ -69,11 +72,30 @@ MIGRATIONS = (
         PRIMARY KEY (question_id, user_hash)
     );
     """,
+    """
+    CREATE INDEX questions_guild ON questions (guild_id, asked_at);
+    """,
 )
 
-
-class LogError(Exception):
-    """The question log cannot be opened as configured; the message says what to change."""
+COLUMNS = (
+    "asked_at, front_end, guild_id, channel_id, user_hash, question, answer, short_answer, abstained, confidence, "
+    "citations, latency_ms"
+)
+INSERT = f"INSERT INTO questions ({COLUMNS}) VALUES ({', '.join('?' * 12)}){{returning}}"
+VOTE = (
+    "INSERT INTO votes (question_id, user_hash, vote, comment, voted_at) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (question_id, user_hash) DO UPDATE SET vote = excluded.vote, "
+    "comment = coalesce(excluded.comment, votes.comment), voted_at = excluded.voted_at"
+)
+ROWS = (
+    "SELECT q.id, q.asked_at, q.front_end, q.guild_id, q.channel_id, q.user_hash, q.question, q.short_answer, "
+    "q.abstained, q.confidence, q.citations, q.latency_ms, "
+    "sum(CASE WHEN v.vote = 1 THEN 1 ELSE 0 END) AS up, sum(CASE WHEN v.vote = -1 THEN 1 ELSE 0 END) AS down, "
+    "{concat}(v.comment, ' | ') AS comments "
+    "FROM questions q LEFT JOIN votes v ON v.question_id = q.id WHERE q.asked_at >= ?"
+)
+ONE_SERVER = " AND q.guild_id = ?"
+ROWS_ORDER = " GROUP BY q.id ORDER BY q.id"
 
 
 @dataclass(frozen=True)
@@ -98,55 +120,39 @@ def open_log(settings: Settings) -> QuestionLog | None:
         return None
 
 
-def _use_wal(db: sqlite3.Connection, attempts: int = 100) -> None:
-    """Write-ahead logging, so that readers and one writer work at once. Switching a new file to it needs the file
-    to itself, and SQLite reports "locked" at once instead of waiting: a process that opens the log while another
-    does tries again for a few seconds."""
-    for attempt in range(attempts):
-        try:
-            db.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or attempt == attempts - 1:
-                raise
-            time.sleep(0.05)
-
-
-def database_path(url: str) -> Path:
-    """The file of a `sqlite:///relative/path` or `sqlite:////absolute/path` DATABASE_URL."""
-    if not url.startswith(SQLITE_PREFIX) or len(url) == len(SQLITE_PREFIX):
-        raise LogError(
-            f"DATABASE_URL {url!r} is not supported: use sqlite:///relative/path or sqlite:////absolute/path"
-        )
-    return Path(url.removeprefix(SQLITE_PREFIX))
-
-
 class QuestionLog:
     """Records questions and votes and summarises them; thread-safe (one connection behind a lock)."""
 
-    def __init__(self, path: Path, salt: bytes, retention_days: int) -> None:
-        self.path = path
+    def __init__(self, database: Database, salt: bytes, retention_days: int) -> None:
+        self.database = database
+        self.path = database.path
         self._salt = salt
         self._retention = timedelta(days=retention_days)
-        self._lock = threading.Lock()
         self._healthy = True
-        _create_private(path)
-        self._db = sqlite3.connect(path, check_same_thread=False, timeout=2.0, isolation_level=None)
-        _use_wal(self._db)
-        self._db.execute("PRAGMA foreign_keys = ON")
-        self._migrate()
+        self._health_lock = threading.Lock()
+        self._failures: tuple[type[Exception], ...] = (Unavailable, *database.errors)  # of a read or a forget
+        self._session = Session(database)
+        try:
+            self._migrate()
+        except BaseException:
+            self._session.close()
+            raise
         self.expire()
 
     @classmethod
     def open(cls, url: str, salt: str | None, retention_days: int) -> QuestionLog:
-        """The log at DATABASE_URL, its salt from LOG_SALT or else from (or first written to) the data folder."""
-        path = database_path(url)
+        """The log at DATABASE_URL, its salt from LOG_SALT or else, for SQLite, from (or first written to) the data
+        folder. LogError, without the URL's password, if it cannot be opened."""
+        database = from_url(url)
+        failures: tuple[type[Exception], ...] = (*database.errors, OSError)
         try:
-            return cls(path, salt.encode() if salt else _stored_salt(path.parent / SALT_FILE), retention_days)
-        except (sqlite3.Error, OSError) as exc:
-            raise LogError(
-                f"cannot open the question log {path}: {exc}; fix or move the file, or set LOG_QUESTIONS=false"
-            ) from exc
+            return cls(database, _salt(database, salt), retention_days)
+        except failures as exc:
+            problem = database.describe(exc)
+        # Raised outside the except block: the driver's exception, which may quote the URL, is not chained to it.
+        raise LogError(
+            f"cannot open the question log {database.name}: {problem}; {database.advice}, or set LOG_QUESTIONS=false"
+        )
 
     @classmethod
     def configured(cls, settings: Settings) -> QuestionLog:
@@ -156,7 +162,7 @@ class QuestionLog:
 
     @property
     def version(self) -> int:
-        return self._db.execute("PRAGMA user_version").fetchone()[0]
+        return self._read(self.database.version)
 
     def record(self, answer: Answer, origin: Origin, latency_ms: float) -> int | None:
         """Store one question and what the bot said; returns its id (for votes), None if the database failed."""
@@ -175,109 +181,137 @@ class QuestionLog:
             json.dumps(citations),
             latency_ms,
         )
-        try:
-            with self._transaction() as db:
-                cursor = db.execute(f"INSERT INTO questions VALUES (NULL{', ?' * len(row)})", row)
-        except sqlite3.Error as exc:
-            self._failed("record a question", exc)
-            return None
-        return cursor.lastrowid
+        insert = self.database.sql(INSERT)
+        return self._write("record a question", lambda db: self.database.new_id(db.execute(insert, row)), None)
 
     def vote(self, question_id: int, user_id: int, up: bool, comment: str | None = None) -> bool:
         """A member's vote on an answer (a comment cut to COMMENT_CHARS); a second vote replaces the first. False
         if the question is not logged (expired, or the log was off) or the database failed."""
         comment = comment[:COMMENT_CHARS] if comment is not None else None
-        try:
-            with self._transaction() as db:
-                if db.execute("SELECT 1 FROM questions WHERE id = ?", (question_id,)).fetchone() is None:
-                    return False
-                db.execute(
-                    "INSERT INTO votes VALUES (?, ?, ?, ?, ?) ON CONFLICT (question_id, user_hash) DO UPDATE SET "
-                    "vote = excluded.vote, comment = coalesce(excluded.comment, comment), "
-                    "voted_at = excluded.voted_at",
-                    (question_id, self._hash(user_id), 1 if up else -1, comment, _now()),
-                )
-        except sqlite3.Error as exc:
-            self._failed("record a vote", exc)
-            return False
-        return True
+        values = (question_id, self._hash(user_id), 1 if up else -1, comment, _now())
+
+        def vote(db: Connection) -> bool:
+            if db.execute(self.database.sql("SELECT 1 FROM questions WHERE id = ?"), (question_id,)).fetchone() is None:
+                return False
+            db.execute(self.database.sql(VOTE), values)
+            return True
+
+        return self._write("record a vote", vote, False)
 
     def expire(self) -> int:
         """Delete the questions (and their votes) older than LOG_RETENTION_DAYS; how many were deleted."""
         cutoff = _iso(datetime.now(UTC) - self._retention)
-        try:
-            with self._transaction() as db:
-                deleted = db.execute("DELETE FROM questions WHERE asked_at < ?", (cutoff,)).rowcount
-        except sqlite3.Error as exc:
-            self._failed("delete expired questions", exc)
-            return 0
+        delete = self.database.sql("DELETE FROM questions WHERE asked_at < ?")
+        deleted = self._write("delete expired questions", lambda db: db.execute(delete, (cutoff,)).rowcount, 0)
         if deleted:
             log.info("question log: deleted %d questions older than %d days", deleted, self._retention.days)
         return deleted
 
-    def stats(self, days: int) -> dict:
-        """Counts, votes, median latency, questions per day and the most frequent gaps over the last `days`."""
-        return _summary(list(self.rows(days)), days)
+    def forget(self, guild_id: int) -> int:
+        """Delete a server's questions and their votes (it asked, or the bot left it); how many questions. LogError
+        if the database failed: then nothing was deleted."""
+        delete = self.database.sql("DELETE FROM questions WHERE guild_id = ?")
+        try:
+            deleted = self._session.run(lambda db: db.execute(delete, (str(guild_id),)).rowcount, write=True)
+        except self._failures as exc:
+            problem = self.database.describe(exc)
+        else:
+            log.info("question log: forgot server %d, %d questions", guild_id, deleted)
+            return deleted
+        raise LogError(f"could not delete server {guild_id}'s questions from {self.database.name}: {problem}")
 
-    def rows(self, days: int) -> Iterator[dict]:
-        """Every logged question of the last `days` with its votes and comments, oldest first."""
-        since = _iso(datetime.now(UTC) - timedelta(days=days))
-        with self._lock:
-            cursor = self._db.execute(
-                "SELECT q.id, q.asked_at, q.front_end, q.guild_id, q.channel_id, q.user_hash, q.question, "
-                "q.short_answer, q.abstained, q.confidence, q.citations, q.latency_ms, "
-                "coalesce(sum(v.vote = 1), 0) AS up, coalesce(sum(v.vote = -1), 0) AS down, "
-                "group_concat(v.comment, ' | ') AS comments "
-                "FROM questions q LEFT JOIN votes v ON v.question_id = q.id "
-                "WHERE q.asked_at >= ? GROUP BY q.id ORDER BY q.id",
-                (since,),
-            )
-            names = [d[0] for d in cursor.description]
-            found = cursor.fetchall()
+    def stats(self, days: int, guild_id: int | None = None) -> dict:
+        """Counts, votes, median latency, questions per day and the most frequent gaps over the last `days`: of one
+        server, or of all with a per-server breakdown (`servers`)."""
+        rows = list(self.rows(days, guild_id))
+        summary = _summary(rows, days)
+        return summary if guild_id is not None else summary | {"servers": _servers(rows)}
+
+    def rows(self, days: int, guild_id: int | None = None) -> Iterator[dict]:
+        """Every logged question of the last `days` (of one server, or all) with its votes and comments, oldest
+        first."""
+        params = [_iso(datetime.now(UTC) - timedelta(days=days))]
+        query = ROWS
+        if guild_id is not None:
+            query += ONE_SERVER
+            params.append(str(guild_id))
+        select = self.database.sql(query + ROWS_ORDER)
+
+        def fetch(db: Connection) -> tuple[list[str], list[Any]]:
+            cursor = db.execute(select, params)
+            return [d[0] for d in cursor.description], cursor.fetchall()
+
+        names, found = self._read(fetch)
         return (dict(zip(names, row, strict=True)) for row in found)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._session.close()
 
     def _migrate(self) -> None:
         """Bring the schema to the latest version, one numbered step per transaction; the version is read inside
-        each, so that processes opening a new log at once (shards sharing DATABASE_URL) run each step once."""
-        while (version := self._migrate_step()) is not None:
-            log.info("question log %s migrated to schema version %d", self.path, version)
+        each, under the schema lock, so that processes opening a new log at once (shards sharing DATABASE_URL) run
+        each step once."""
+        while (version := self._session.run(self._migrate_step, write=True)) is not None:
+            log.info("question log %s migrated to schema version %d", self.database.name, version)
 
-    def _migrate_step(self) -> int | None:
+    def _migrate_step(self, db: Connection) -> int | None:
         """Run the next migration step and return the version reached; None when the schema is the latest."""
-        with self._transaction() as db:
-            current = db.execute("PRAGMA user_version").fetchone()[0]
-            if current > len(MIGRATIONS):
-                raise LogError(f"{self.path} has schema version {current}, newer than this articlebot: upgrade it")
-            if current == len(MIGRATIONS):
-                return None
-            for statement in filter(str.strip, MIGRATIONS[current].split(";")):
-                db.execute(statement)
-            db.execute(f"PRAGMA user_version = {current + 1}")
+        self.database.lock_schema(db)
+        current = self.database.version(db)
+        if current > len(MIGRATIONS):
+            raise LogError(f"{self.database.name} has schema version {current}, newer than this articlebot: upgrade it")
+        if current == len(MIGRATIONS):
+            return None
+        for statement in filter(str.strip, MIGRATIONS[current].split(";")):
+            db.execute(self.database.sql(statement))
+        self.database.set_version(db, current + 1)
         return current + 1
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-            self._healthy = True
+    def _write(self, action: str, work: Callable[[Connection], T], failed: T) -> T:
+        """Run a write in a transaction; if the database fails, log it (once until a write succeeds again) and
+        return `failed`: answering goes on without the log."""
+        try:
+            result = self._session.run(work, write=True)
+        except Unavailable as exc:
+            log.debug("question log: did not %s: %s", action, exc)
+            return failed
+        except self.database.errors as exc:
+            self._failed(action, exc)
+            return failed
+        with self._health_lock:
+            recovered, self._healthy = not self._healthy, True
+        if recovered:
+            log.info("question log %s works again", self.database.name)
+        return result
+
+    def _read(self, work: Callable[[Connection], T]) -> T:
+        """Run a read; LogError, naming the database and the problem, if it fails."""
+        try:
+            return self._session.run(work)
+        except self._failures as exc:
+            problem = self.database.describe(exc)
+        raise LogError(f"cannot read the question log {self.database.name}: {problem}")
 
     def _failed(self, action: str, exc: Exception) -> None:
         """Log a database failure once (then quietly until a write succeeds again); answering goes on."""
-        if self._healthy:
-            log.error("question log %s: could not %s (%s); answering goes on without it", self.path, action, exc)
+        with self._health_lock:
+            first, self._healthy = self._healthy, False
+        problem = self.database.describe(exc)
+        if not first:
+            log.debug("question log still failing: %s", problem)
+        elif self._session.connected:
+            log.error(
+                "question log %s: could not %s (%s); answering goes on without it", self.database.name, action, problem
+            )
         else:
-            log.debug("question log still failing: %s", exc)
-        self._healthy = False
+            log.warning(
+                "question log %s: lost the connection (%s); answering goes on without it, reconnecting %g s, then up "
+                "to %g s apart",
+                self.database.name,
+                problem,
+                RETRY_FIRST,
+                RETRY_MAX,
+            )
 
     def _hash(self, user_id: int | None) -> str | None:
         if user_id is None:
@@ -313,12 +347,28 @@ def _summary(rows: list[dict], days: int) -> dict:
     }
 
 
-def _create_private(path: Path) -> None:
-    """Create the database file, if it is new, readable by its owner only (SQLite gives its -wal and -shm files
-    the same mode)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with suppress(FileExistsError):
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE))
+def _servers(rows: list[dict]) -> list[dict]:
+    """Questions and answers per server, most active first; DMs and the terminal together as guild None."""
+    servers: dict[str | None, dict] = {}
+    for row in rows:
+        guild = row["guild_id"]
+        server = servers.setdefault(guild, {"guild_id": _int(guild), "questions": 0, "answered": 0})
+        server["questions"] += 1
+        server["answered"] += not row["abstained"]
+    return sorted(servers.values(), key=lambda s: (-s["questions"], s["guild_id"] is None, s["guild_id"] or 0))
+
+
+def _salt(database: Database, configured: str | None) -> bytes:
+    """LOG_SALT; unset, a SQLite log's salt file beside it. Machines sharing a PostgreSQL log must hash alike, so
+    there LOG_SALT is required."""
+    if configured:
+        return configured.encode()
+    if database.path is None:
+        raise LogError(
+            "a PostgreSQL question log needs LOG_SALT, the same on every machine that shares it: set it to a long "
+            "random string (python -c 'import secrets; print(secrets.token_hex(32))')"
+        )
+    return _stored_salt(database.path.parent / SALT_FILE)
 
 
 def _stored_salt(path: Path) -> bytes:
@@ -347,3 +397,7 @@ def _iso(moment: datetime) -> str:
 
 def _text(value: int | None) -> str | None:
     return None if value is None else str(value)
+
+
+def _int(value: str | None) -> int | None:
+    return None if value is None else int(value)

@@ -47,14 +47,15 @@ def answer_embed(answer: Answer, quote_limit: int = 600) -> discord.Embed:
             sources = min(sources, len(embed.fields)) - 1
 
 
-def sources_embed(sources: Sources) -> discord.Embed:
-    """The indexed documents: title, source and passages, and when the index was built."""
+def sources_embed(shared: Sources | None, own: Sources | None = None) -> discord.Embed:
+    """The documents answers come from: the shared ones and (in a server) the server's own, each with title,
+    source and passages, and when each index was built."""
+    lines = [_index_line("Shared documents", shared), _index_line("This server's documents", own)]
     embed = discord.Embed(
-        title="What I know",
-        description=safe(f"Index built {sources.built_at} with {sources.model}: {sources.passages} passages.", 1000),
-        colour=ANSWER_COLOUR,
+        title="What I know", description=safe("\n".join(line for line in lines if line), 1000), colour=ANSWER_COLOUR
     )
-    for doc in sources.documents[:FIELD_COUNT_LIMIT]:
+    documents = (shared.documents if shared else []) + (own.documents if own else [])
+    for doc in documents[:FIELD_COUNT_LIMIT]:
         link = f"\n{doc.url}" if doc.url else ""
         embed.add_field(
             name=safe(doc.title, FIELD_NAME_LIMIT),
@@ -62,6 +63,15 @@ def sources_embed(sources: Sources) -> discord.Embed:
             inline=False,
         )
     return embed
+
+
+def _index_line(name: str, sources: Sources | None) -> str | None:
+    """One line saying when an index was built and how big it is (or that it has no documents yet)."""
+    if sources is None:
+        return None
+    if not sources.documents:
+        return f"{name}: none yet (admins add them with /add)."
+    return f"{name}: index built {sources.built_at} with {sources.model}, {sources.passages} passages."
 
 
 def safe(text: str, limit: int) -> str:

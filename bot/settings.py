@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     index_type: str = AUTO
     index_watch_seconds: float = Field(10.0, ge=0)
     approx_index_threshold: int = Field(200_000, ge=1)
+    base_corpus: bool = True
+    servers_dir: Path = Path("data/servers")
+    index_memory_mb: int = Field(1024, ge=1)
     nprobe: int = Field(Tuning.nprobe, ge=1)
     ef_search: int = Field(Tuning.ef_search, ge=1)
 
@@ -73,13 +76,14 @@ class Settings(BaseSettings):
 
     # The question log.
     log_questions: bool = True
-    database_url: str = "sqlite:///data/articlebot.db"
+    database_url: str = Field("sqlite:///data/articlebot.db", repr=False)  # a PostgreSQL URL may hold a password
     log_salt: SecretStr | None = None
     log_retention_days: int = Field(90, ge=1)
 
     # Discord.
     discord_token: SecretStr | None = None
     discord_guild_id: int | None = None
+    allowed_guild_ids: IdList = []
     admin_user_ids: IdList = []
     admin_role_ids: IdList = []
     ask_channel_ids: IdList = []
@@ -93,7 +97,13 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     @field_validator(
-        "admin_user_ids", "admin_role_ids", "ask_channel_ids", "allowed_private_hosts", "shard_ids", mode="before"
+        "admin_user_ids",
+        "admin_role_ids",
+        "ask_channel_ids",
+        "allowed_guild_ids",
+        "allowed_private_hosts",
+        "shard_ids",
+        mode="before",
     )
     @classmethod
     def _comma_separated(cls, value: object) -> object:

@@ -14,9 +14,12 @@ from matplotlib import dates as mdates
 from matplotlib import pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
+SERVERS = 5  # servers listed in the summary, most active first
+
 
 def summary(stats: dict) -> str:
-    """One line of counts, votes and latency, then the most frequent unanswered (or voted-down) questions."""
+    """One line of counts, votes and latency, the most active servers when the questions came from several, then
+    the most frequent unanswered (or voted-down) questions."""
     votes, latency, rate = stats["votes"], stats["median_latency_ms"], stats["abstention_rate"]
     lines = [
         f"Last {stats['days']} days: {stats['questions']} questions, {stats['answered']} answered, "
@@ -25,10 +28,24 @@ def summary(stats: dict) -> str:
         + f"; {votes['up']} 👍, {votes['down']} 👎; median latency "
         + (f"{latency:.0f} ms" if latency is not None else "—"),
     ]
+    lines += _servers(stats.get("servers", []))
     if stats["gaps"]:
         lines += ["", "Asked but not answered (or voted down), most frequent first:"]
         lines += [f"{g['count']:>4} × {g['question']}" for g in stats["gaps"]]
     return "\n".join(lines)
+
+
+def _servers(servers: list[dict]) -> list[str]:
+    """One line per server, most active first, capped at SERVERS; nothing when the questions came from one place."""
+    if len(servers) < 2:
+        return []
+    lines = ["", "Most active servers:"]
+    for server in servers[:SERVERS]:
+        where = f"server {server['guild_id']}" if server["guild_id"] is not None else "DMs and the terminal"
+        lines.append(f"{server['questions']:>4} asked, {server['answered']} answered · {where}")
+    if len(servers) > SERVERS:
+        lines.append(f"     … and {len(servers) - SERVERS} more")
+    return lines
 
 
 def chart_png(stats: dict) -> bytes:

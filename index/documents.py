@@ -107,6 +107,14 @@ def corpus_files(corpus_dir: Path) -> list[Path]:
     return files
 
 
+def has_documents(corpus_dir: Path) -> bool:
+    """Whether the corpus folder exists and holds at least one document."""
+    try:
+        return bool(corpus_files(corpus_dir))
+    except CorpusError:
+        return False
+
+
 def corpus_fingerprint(corpus_dir: Path) -> str:
     """A hash of every document's name and bytes: equal fingerprints mean nothing needs re-embedding."""
     digest = hashlib.sha256()

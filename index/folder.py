@@ -53,6 +53,12 @@ class IndexFolder:
             self._point_current_to(final)
             self._remove_old_builds(keep=final)
 
+    def retire(self) -> None:
+        """Withdraw the published index: `current` goes, then the builds (the embedding cache stays)."""
+        with self._lock():
+            self.link.unlink(missing_ok=True)
+            shutil.rmtree(self.builds, ignore_errors=True)
+
     def _point_current_to(self, build: Path) -> None:
         temporary = self.root / f".current-{os.getpid()}"
         temporary.unlink(missing_ok=True)

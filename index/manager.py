@@ -4,6 +4,9 @@ A rebuild builds a new store while questions go on being answered from the old o
 the old by a single attribute assignment, so a question sees one index or the other, never a mix. Adding or
 removing a document changes the corpus folder and rebuilds (re-embedding only new text); if the rebuild fails the
 folder is put back as it was. Listing documents needs no model: the embedding model loads on the first build.
+
+An index that is not `required` (a server's own documents) may be empty: it has no store until its first
+document is added, and removing its last document retires the published index.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import TYPE_CHECKING
 from index import vectors
 from index.build import BuildReport, IndexConfig, build, is_up_to_date
 from index.corpus import document_file, put_back, take_out, write_new
-from index.documents import DocumentError, DocumentInfo, corpus_fingerprint, parse_document
+from index.documents import DocumentError, DocumentInfo, corpus_fingerprint, has_documents, parse_document
 from index.extract import DEFAULT_LIMITS, Extracted, ExtractLimits, document_name, extract, to_markdown
 from index.folder import BuildInProgress, IndexFolder
 from index.store import Store, StoreError
@@ -85,19 +88,27 @@ class IndexManager:
     (IndexFolder's lock covers other processes)."""
 
     def __init__(
-        self, config: IndexConfig, embedder: Embedder, editing: Editing = Editing(), tuning: Tuning = Tuning()
+        self,
+        config: IndexConfig,
+        embedder: Embedder,
+        editing: Editing = Editing(),
+        tuning: Tuning = Tuning(),
+        required: bool = True,
     ) -> None:
         self.config = config
         self.embedder = embedder  # loads its model on first use: a build, or the first question
         self.editing = editing
         self.tuning = tuning
+        self.required = required  # False: the index may have no documents (and then no store)
+        self.footprint = 0  # bytes of the loaded build's files: what keeping it in memory roughly costs
         self._changing = threading.Lock()
         self._live: Path | None = None  # the build folder the store was loaded from
         self._store = self._open()
 
     @property
-    def store(self) -> Store:
-        """The index questions are answered from right now (replaced whole by a rebuild, never modified)."""
+    def store(self) -> Store | None:
+        """The index questions are answered from right now (replaced whole by a rebuild, never modified); None
+        for an index that is not required and has no documents."""
         return self._store
 
     @property
@@ -105,7 +116,10 @@ class IndexManager:
         return self._changing.locked()
 
     def sources(self) -> Sources:
-        store, manifest = self._store, self._store.manifest
+        store = self._store
+        if store is None:
+            return Sources([], "", self.embedder.name, 0)
+        manifest = store.manifest
         return Sources(list(store.documents.values()), manifest.built_at, manifest.model, len(store.passages))
 
     def rebuild(self, force: bool = False) -> BuildReport:
@@ -118,10 +132,10 @@ class IndexManager:
         """Serve the build another process published (processes sharing the index folder, e.g. one per group of
         shards); True when one was swapped in. A build that cannot be loaded leaves the index in service."""
         live = IndexFolder(self.config.index_dir).current()
-        if live is None or live == self._live or not self._changing.acquire(blocking=False):
+        if live == self._live or not self._changing.acquire(blocking=False):
             return False  # nothing new, or this process is changing the index itself
         try:
-            self._store = self._load()
+            self._store = None if live is None else self._load()  # None: another process removed the last document
         except StoreError as exc:
             log.warning("the index published at %s cannot be served yet (%s); keeping the one in service", live, exc)
             return False
@@ -155,19 +169,22 @@ class IndexManager:
             raise DocumentError(f"{filename} is larger than MAX_DOCUMENT_BYTES ({self.editing.max_bytes:,})")
 
     def remove(self, document_id: str) -> Change:
-        """Take a document out of the corpus and the index; the last document cannot be removed."""
+        """Take a document out of the corpus and the index; the last document of a required index cannot be
+        removed, and removing that of another retires its index."""
         started = time.perf_counter()
         self._check_writable()
         with self._exclusive():
-            document = self._store.documents.get(document_id)
+            documents = self._store.documents if self._store is not None else {}
+            document = documents.get(document_id)
             if document is None:
                 raise DocumentError(f"there is no document {document_id!r} in the index: see the list of sources")
-            if len(self._store.documents) == 1:
+            last = len(documents) == 1
+            if last and self.required:
                 raise DocumentError("the last document cannot be removed: the bot would have nothing to answer from")
             path = document_file(self.config.corpus_dir, document_id)
             data = take_out(path)
             try:
-                self._rebuild()
+                self._retire() if last else self._rebuild()
             except BaseException:
                 put_back(path, data)
                 raise
@@ -185,13 +202,14 @@ class IndexManager:
             except BaseException:
                 path.unlink(missing_ok=True)
                 raise
+        assert self._store is not None, "a build has just published the index"
         document = self._store.documents[path.relative_to(self.config.corpus_dir).as_posix()]
         return Change("added", document, time.perf_counter() - started)
 
     def _refuse_duplicate(self, name: str, markdown: str) -> None:
         """DocumentError when an indexed document has the same URL or the same text."""
         new = parse_document(markdown, Path(name), name)
-        for document in self._store.documents.values():
+        for document in self._store.documents.values() if self._store is not None else ():
             if (new.url and document.url == new.url) or document.digest == new.digest:
                 raise DocumentError(
                     f"this is already in the index as {document.id} ({document.title}); remove it first to replace it"
@@ -216,9 +234,17 @@ class IndexManager:
         self._store = self._load()  # also picks up a build made by another process
         return report
 
-    def _open(self) -> Store:
-        """Load the live index, building it first when there is none yet."""
+    def _retire(self) -> None:
+        """Withdraw the published index (its last document is gone): the index has no store from now on."""
+        IndexFolder(self.config.index_dir).retire()
+        self._store, self._live, self.footprint = None, None, 0
+
+    def _open(self) -> Store | None:
+        """Load the live index, building it first when there is none yet (unless it is not required and has no
+        documents)."""
         live = IndexFolder(self.config.index_dir).current()
+        if live is None and not self.required and not has_documents(self.config.corpus_dir):
+            return None
         if live is None:
             log.info("no index in %s yet: building it", self.config.index_dir)
             build(self.config, self.embedder)
@@ -232,5 +258,6 @@ class IndexManager:
         store = Store.load(live, self.embedder.name)
         vectors.tune(store.vectors, self.tuning.nprobe, self.tuning.ef_search)
         self._live = live
+        self.footprint = sum(f.stat().st_size for f in live.rglob("*") if f.is_file())
         log.info("index loaded from %s: %d passages", live, len(store.passages))
         return store

@@ -8,6 +8,7 @@ winner from a tie.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,24 +65,93 @@ class Found:
 
 
 @dataclass(frozen=True)
+class Shelf:
+    """A store searched together with others, and where its passage and sentence ids start in the retrieval: ids
+    are made unique across stores by these offsets."""
+
+    store: Store
+    passages: int = 0
+    sentences: int = 0
+
+
+@dataclass(frozen=True)
 class Retrieval:
     """Ranked passages, plus the dense similarity of every sentence of the candidate passages; `found` reads the
-    top ones from the store searched."""
+    top ones from the stores searched. Passage and sentence ids count across the stores (see Shelf)."""
 
     hits: list[Hit]
     sentence_similarity: dict[int, float]
-    store: Store = field(compare=False, repr=False)
+    shelves: tuple[Shelf, ...] = field(compare=False, repr=False)
 
     def found(self, n: int) -> list[Found]:
-        """The top `n` passages, read from the store."""
-        return [_read(self.store, hit) for hit in self.hits[:n]]
+        """The top `n` passages, read from their stores."""
+        return [self._read(hit) for hit in self.hits[:n]]
+
+    def places(self) -> list[tuple[str, int]]:
+        """The (document, paragraph) of every hit, best first."""
+        located = [self._locate(hit.passage) for hit in self.hits]
+        return [(shelf.store.passages[p].document, shelf.store.passages[p].paragraph) for shelf, p in located]
+
+    def _locate(self, passage: int) -> tuple[Shelf, int]:
+        """The shelf a retrieval-wide passage id belongs to, and the id in its store."""
+        shelf = next(s for s in reversed(self.shelves) if s.passages <= passage)
+        return shelf, passage - shelf.passages
+
+    def _read(self, hit: Hit) -> Found:
+        shelf, local = self._locate(hit.passage)
+        store = shelf.store
+        passage = store.passages[local]
+        quotes, cursor = [], 0
+        for s in passage.sentence_ids:
+            text = store.sentences[s].text
+            start = passage.text.find(text, cursor)
+            span = None if start < 0 else (start, start + len(text))
+            cursor = span[1] if span else cursor
+            quotes.append(Quote(s + shelf.sentences, text, _before(store, s), span))
+        document = store.documents[passage.document]
+        before = quotes[0].before if quotes else ""
+        return Found(hit, passage.text, before, tuple(quotes), document, passage.paragraph, passage.page)
 
 
-def search(store: Store, query_vector: np.ndarray, query_tokens: list[str], fusion: Fusion) -> Retrieval:
-    """All candidate passages for the query, best first."""
+@dataclass(frozen=True)
+class _Signals:
+    """One store's candidate passages and their raw scores, before fusion."""
+
+    candidates: np.ndarray
+    dense: np.ndarray
+    sentence: np.ndarray
+    bm25: np.ndarray
+    similarity: dict[int, float]
+
+
+def search(stores: Sequence[Store], query_vector: np.ndarray, query_tokens: list[str], fusion: Fusion) -> Retrieval:
+    """All candidate passages of the stores for the query, best first. Several stores (a shared base and a
+    server's own documents) are searched each on its own, and their candidates fused together as one set."""
+    shelves, signals, passages, sentences = [], [], 0, 0
+    for store in stores:
+        shelves.append(Shelf(store, passages, sentences))
+        signals.append(_signals(store, query_vector, query_tokens, fusion.candidates))
+        passages, sentences = passages + len(store.passages), sentences + len(store.sentences)
+    candidates = np.concatenate([s.candidates + shelf.passages for s, shelf in zip(signals, shelves, strict=True)])
+    dense, sentence, bm25 = (
+        np.concatenate([getattr(s, name) for s in signals]) for name in ("dense", "sentence", "bm25")
+    )
+    similarity = {
+        k + shelf.sentences: v for s, shelf in zip(signals, shelves, strict=True) for k, v in s.similarity.items()
+    }
+    fused = fusion.dense * _z(dense) + fusion.sentence * _z(sentence) + fusion.bm25 * _z(bm25)
+    order = np.argsort(-fused, kind="stable")
+    hits = [
+        Hit(int(candidates[i]), float(fused[i]), float(dense[i]), float(sentence[i]), float(bm25[i])) for i in order
+    ]
+    return Retrieval(hits, similarity, tuple(shelves))
+
+
+def _signals(store: Store, query_vector: np.ndarray, query_tokens: list[str], k: int) -> _Signals:
+    """A store's candidates for the query, each scored on the three signals."""
     n_passages = len(store.passages)
     matched, matched_scores = lexical.bm25_matches(store.bm25, query_tokens)
-    candidates = _candidates(store, query_vector, matched, matched_scores, fusion.candidates)
+    candidates = _candidates(store, query_vector, matched, matched_scores, k)
     query = query_vector[0]
     dense = store.vectors.reconstruct_batch(candidates) @ query
     firsts, lasts = store.passages.column("first")[candidates], store.passages.column("last")[candidates]
@@ -90,34 +160,7 @@ def search(store: Store, query_vector: np.ndarray, query_tokens: list[str], fusi
     sentence_scores = store.vectors.reconstruct_batch(sentence_ids + n_passages) @ query
     similarity = dict(zip(sentence_ids.tolist(), sentence_scores.tolist(), strict=True))
     best_sentence = np.array([max(similarity[s] for s in r) for r in ranges], dtype=np.float32)
-    lexical_scores = _scores_of(candidates, matched, matched_scores)
-    fused = fusion.dense * _z(dense) + fusion.sentence * _z(best_sentence) + fusion.bm25 * _z(lexical_scores)
-    order = np.argsort(-fused, kind="stable")
-    hits = [
-        Hit(
-            int(candidates[i]),
-            float(fused[i]),
-            float(dense[i]),
-            float(best_sentence[i]),
-            float(lexical_scores[i]),
-        )
-        for i in order
-    ]
-    return Retrieval(hits, similarity, store)
-
-
-def _read(store: Store, hit: Hit) -> Found:
-    passage = store.passages[hit.passage]
-    quotes, cursor = [], 0
-    for s in passage.sentence_ids:
-        text = store.sentences[s].text
-        start = passage.text.find(text, cursor)
-        span = None if start < 0 else (start, start + len(text))
-        cursor = span[1] if span else cursor
-        quotes.append(Quote(s, text, _before(store, s), span))
-    document = store.documents[passage.document]
-    before = quotes[0].before if quotes else ""
-    return Found(hit, passage.text, before, tuple(quotes), document, passage.paragraph, passage.page)
+    return _Signals(candidates, dense, best_sentence, _scores_of(candidates, matched, matched_scores), similarity)
 
 
 def _before(store: Store, sentence: int) -> str:

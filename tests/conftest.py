@@ -69,12 +69,22 @@ def embedder() -> Embedder:
     return Embedder().load()
 
 
+# What every test relies on about servers, whatever the developer exported.
+SERVERS: dict[str, Any] = {"base_corpus": True, "allowed_guild_ids": [], "index_memory_mb": 1024}
+
+
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Settings for the bundled corpus with a fresh index folder and question log, ignoring any .env of the
     developer."""
     log = tmp_path_factory.mktemp("log") / "articlebot.db"
-    return load_settings(index_dir=tmp_path_factory.mktemp("index"), database_url=f"sqlite:///{log}", _env_file=None)
+    return load_settings(
+        index_dir=tmp_path_factory.mktemp("index"),
+        servers_dir=tmp_path_factory.mktemp("servers"),
+        database_url=f"sqlite:///{log}",
+        _env_file=None,
+        **SERVERS,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -111,7 +121,14 @@ def new_engine(settings: Settings, embedder: Embedder) -> Engine:
 def own_settings(corpus: Path, folder: Path, **overrides: Any) -> Settings:
     """Settings for a writable corpus, with the index and the question log in `folder` (never the developer's)."""
     log = f"sqlite:///{folder / 'articlebot.db'}"
-    return load_settings(corpus_dir=corpus, index_dir=folder / "index", database_url=log, _env_file=None, **overrides)
+    return load_settings(
+        corpus_dir=corpus,
+        index_dir=folder / "index",
+        servers_dir=folder / "servers",
+        database_url=log,
+        _env_file=None,
+        **(SERVERS | overrides),
+    )
 
 
 @pytest.fixture

@@ -192,5 +192,8 @@ def test_soak_replies_to_every_question_and_click_exactly_once(tmp_path: Path) -
     result = json.loads(out.read_text())
     assert result["asked"] > 0 and result["exactly_once"] == result["asked"]
     assert result["unanswered"] == result["duplicated"] == result["failed_requests"] == 0
-    assert result["admin"]["add"].startswith("Nothing changed: ") and result["admin"]["rebuild"].startswith("Index")
+    assert result["admin"]["add"].startswith("Nothing changed: ") and result["admin"]["add document"].startswith(
+        "Added"
+    )
+    assert result["admin"]["rebuild"].startswith("Index already up to date: 1 documents")
     assert "minute   1:" in run.stdout

@@ -30,6 +30,7 @@ from bot.engine import Engine
 from bot.questionlog import COMMENT_CHARS
 from bot.settings import Settings
 from index.embedder import Embedder
+from index.manager import IndexManager
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -41,6 +42,13 @@ QUESTIONS = yaml.safe_load((Path(__file__).parent / "questions.yaml").read_text(
 ANSWERABLE = [c for c in QUESTIONS["answerable"] if c["question"] not in QUESTIONS["reader_misses"]]
 
 StartBot = Callable[..., Awaitable[commands.Bot]]
+ROWING = (Path(__file__).parent / "articles" / "rowing" / "northern-rowing-league.txt").read_bytes()
+COACH = "Who is the head coach of the Northern Rowing League?"
+
+
+def server_index(engine: Engine, emu: DiscordEmulator) -> IndexManager:
+    """The index of the documents added in the emulated server."""
+    return engine.library.manager(emu.guild_id)
 
 
 async def ask_by_mention(emu: DiscordEmulator, user: int, question: str, **where: Any) -> RecordedRequest:
@@ -94,7 +102,7 @@ async def test_mention_gets_a_cited_answer(emu: DiscordEmulator, start_bot: Star
     assert invite_url(emu.application_id) in caplog.text
     assert f"permissions={PERMISSIONS.value}" in README.read_text(encoding="utf-8"), "README's invite link"
     [sync] = emu.command_syncs
-    assert sorted(sync.names) == ["add", "ask", "help", "rebuild", "remove", "sources", "stats"]
+    assert sorted(sync.names) == ["add", "ask", "forget", "help", "rebuild", "remove", "sources", "stats"]
     assert sync.guild_id == emu.guild_id
     manage_guild = str(discord.Permissions(manage_guild=True).value)
     for admin_only in [c for c in sync.commands if c["name"] in {"rebuild", "add", "remove"}]:
@@ -203,10 +211,10 @@ async def test_sources_and_help(emu: DiscordEmulator, start_bot: StartBot, engin
     [callback] = await emu.wait_for_responses(sources.id, 1, timeout=60)
     assert callback.body["type"] == CALLBACK_MESSAGE and callback.body["data"]["flags"] & FLAG_EPHEMERAL
     [embed] = callback.body["data"]["embeds"]
-    [document] = engine.indexes.sources().documents
+    [document] = engine.library.base.sources().documents
     assert embed["fields"][0]["name"].startswith("6th WeGO General Assembly")
     assert f"{document.passages} passages" in embed["fields"][0]["value"]
-    assert engine.indexes.sources().built_at in embed["description"]
+    assert engine.library.base.sources().built_at in embed["description"]
 
     help_ = await emu.send_slash_command(user, "help")
     [callback] = await emu.wait_for_responses(help_.id, 1, timeout=60)
@@ -301,7 +309,7 @@ async def test_a_failing_command_logs_and_apologises(
     user = emu.add_member("nina")
     await start_bot(own_engine)
 
-    def broken(question: str, history: object = ()) -> None:
+    def broken(question: str, history: object = (), server: int | None = None) -> None:
         raise RuntimeError("the disk vanished")
 
     monkeypatch.setattr(own_engine, "ask", broken)  # a fault injected below the Discord layer
@@ -317,15 +325,15 @@ async def test_a_failing_command_logs_and_apologises(
 async def test_rebuild_is_refused_to_non_admins(emu: DiscordEmulator, start_bot: StartBot, own_engine: Engine) -> None:
     user = emu.add_member("oscar", roles=(emu.add_role("Helpers", discord.Permissions(kick_members=True).value),))
     await start_bot(own_engine)
-    (own_engine.indexes.config.corpus_dir / "new.txt").write_text("A new document.\n", encoding="utf-8")
-    built_at = own_engine.indexes.sources().built_at
+    (own_engine.library.base.config.corpus_dir / "new.txt").write_text("A new document.\n", encoding="utf-8")
+    built_at = own_engine.library.base.sources().built_at
 
     interaction = await emu.send_slash_command(user, "rebuild")
     [refusal] = await emu.wait_for_responses(interaction.id, 1, timeout=60)
     assert refusal.body["type"] == CALLBACK_MESSAGE and refusal.body["data"]["flags"] & FLAG_EPHEMERAL
     assert "Only server administrators" in refusal.body["data"]["content"]
     await asyncio.sleep(0.2)
-    assert own_engine.indexes.sources().built_at == built_at and not own_engine.indexes.rebuilding
+    assert own_engine.library.base.sources().built_at == built_at and not own_engine.library.base.rebuilding
     assert len(emu.interaction_responses(interaction.id)) == 1
 
 
@@ -337,6 +345,7 @@ async def test_admin_roles_and_users_may_rebuild(emu: DiscordEmulator, start_bot
         emu.add_member("quinn"),
         emu.add_member("ruth", roles=(managers,)),
     )
+    await asyncio.to_thread(server_index(engine, emu).add_file, "rowing.txt", ROWING)
     await start_bot(admin_role_ids=[moderators], admin_user_ids=[by_id])
 
     for user in (by_role, by_id, by_permission, emu.owner_id):
@@ -350,20 +359,22 @@ async def test_admin_rebuild_swaps_in_new_documents_while_answering(
     emu: DiscordEmulator, start_bot: StartBot, own_engine: Engine
 ) -> None:
     admin, user = emu.add_member("sam", admin=True), emu.add_member("tess")
+    indexes = server_index(own_engine, emu)
+    await asyncio.to_thread(indexes.add_file, "rowing.txt", ROWING)
     await start_bot(own_engine)
     question = "Who leads the lantern parade?"
     assert "Marrow" not in embed_text((await ask_by_mention(emu, user, question)).body["embeds"][0])
-    _write_festival(own_engine.indexes.config.corpus_dir / "festival.txt")
+    _write_festival(indexes.config.corpus_dir / "festival.txt")
 
     rebuild = await emu.send_slash_command(admin, "rebuild")
     [started] = await emu.wait_for_responses(rebuild.id, 1, timeout=60)
     assert "Rebuilding" in started.body["data"]["content"] and started.body["data"]["flags"] & FLAG_EPHEMERAL
-    await emu.wait_for(lambda: own_engine.indexes.rebuilding, timeout=10)
+    await emu.wait_for(lambda: indexes.rebuilding, timeout=10)
     during = [await ask_by_mention(emu, user, SECRETARIAT) for _ in range(3)]
     second = await emu.send_slash_command(admin, "rebuild")
     [busy] = await emu.wait_for_responses(second.id, 1, timeout=60)
     assert "already running" in busy.body["data"]["content"]
-    assert own_engine.indexes.rebuilding, "the questions were answered while the rebuild was still running"
+    assert indexes.rebuilding, "the questions were answered while the rebuild was still running"
     for reply in during:
         assert_cited_answer(reply.body["embeds"][0], "Park Jung-sook", 11)
 
@@ -378,14 +389,17 @@ async def test_a_failed_rebuild_keeps_the_old_index(
     emu: DiscordEmulator, start_bot: StartBot, own_engine: Engine
 ) -> None:
     admin = emu.add_member("uma", admin=True)
+    indexes = server_index(own_engine, emu)
+    await asyncio.to_thread(indexes.add_file, "rowing.txt", ROWING)
     await start_bot(own_engine)
-    (own_engine.indexes.config.corpus_dir / "empty.txt").write_text("\n", encoding="utf-8")
+    (indexes.config.corpus_dir / "empty.txt").write_text("\n", encoding="utf-8")
 
     interaction = await emu.send_slash_command(admin, "rebuild")
     _, failed = await emu.wait_for_responses(interaction.id, 2, timeout=60)
     assert failed.body["content"].startswith("Nothing changed: ")
     assert "empty.txt" in failed.body["content"]
     assert_cited_answer((await ask_by_mention(emu, admin, SECRETARIAT)).body["embeds"][0], "Park Jung-sook", 11)
+    assert "Lindqvist" in (await ask_by_mention(emu, admin, COACH)).body["embeds"][0]["description"]
 
 
 async def test_a_burst_of_questions_is_answered_and_logged_exactly_once(

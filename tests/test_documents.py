@@ -24,6 +24,7 @@ from test_hostile_input import long_lines, shared_stream_pdf
 from bot.answer import ABSTAIN_TEXT
 from bot.engine import Engine
 from index.embedder import Embedder
+from index.manager import IndexManager
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -136,7 +137,14 @@ def docs_engine(embedder: Embedder, corpus_copy: Path, tmp_path: Path, site: Sit
 
 
 def corpus_state(engine: Engine) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(engine.indexes.config.corpus_dir.iterdir())}
+    """Every document file: the shared corpus's and every server's."""
+    folders = (engine.library.base.config.corpus_dir, engine.library.servers_dir)
+    return {p.name: p.read_bytes() for folder in folders for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def server_index(engine: Engine, emu: DiscordEmulator) -> IndexManager:
+    """The index of the documents added in the emulated server."""
+    return engine.library.manager(emu.guild_id)
 
 
 async def change(emu: DiscordEmulator, user: int, command: str, options: dict[str, Any]) -> tuple[str, str]:
@@ -199,7 +207,7 @@ async def test_an_admin_adds_a_web_page_and_questions_are_answered_from_it(
     assert "Miriam Oduya" in embed["description"] and "[1]" in embed["description"]
     assert first_source(embed).startswith(f"Sources [1] {LIGHTHOUSE_TITLE}, ¶")
     assert "p. " not in first_source(embed), "a web page has no pages"
-    [document] = [d for d in docs_engine.indexes.sources().documents if d.id == LIGHTHOUSE_FILE]
+    [document] = [d for d in server_index(docs_engine, emu).sources().documents if d.id == LIGHTHOUSE_FILE]
     assert (document.url, document.origin, document.source) == (url, "url", "Coastal Heritage Review")
     assert "Park Jung-sook" in (await ask(emu, user, SECRETARIAT))["description"], "the article is still known"
     assert emu.failed_requests == []
@@ -221,7 +229,7 @@ async def test_an_admin_adds_a_pdf_file_and_answers_cite_its_page(
     embed = await ask_by_mention(emu, user, TUNNEL_QUESTION)
     assert "4.2 kilometres" in embed["description"]
     assert first_source(embed).startswith(f"Sources [1] {TUNNEL_TITLE}, p. 2, ¶")
-    [document] = [d for d in docs_engine.indexes.sources().documents if d.id == TUNNEL_FILE]
+    [document] = [d for d in server_index(docs_engine, emu).sources().documents if d.id == TUNNEL_FILE]
     assert document.origin == "file" and document.url is None
     assert emu.failed_requests == []
 
@@ -230,12 +238,14 @@ async def test_remove_offers_the_documents_and_takes_one_out(
     emu: DiscordEmulator, start_bot: StartBot, site: Site, docs_engine: Engine
 ) -> None:
     admin, user = emu.add_member("eve", admin=True), emu.add_member("finn")
-    await asyncio.to_thread(docs_engine.indexes.add_url, site.url(LIGHTHOUSE_PATH))
+    await asyncio.to_thread(server_index(docs_engine, emu).add_url, site.url(LIGHTHOUSE_PATH))
     await start_bot(docs_engine)
     assert "Miriam Oduya" in (await ask(emu, user, LIGHTHOUSE_QUESTION))["description"]
 
     everything = await emu.autocomplete(admin, "remove", {}, focused="document")
-    assert {"name": LIGHTHOUSE_TITLE, "value": LIGHTHOUSE_FILE} in everything and len(everything) == 2
+    assert everything == [{"name": LIGHTHOUSE_TITLE, "value": LIGHTHOUSE_FILE}], (
+        "the shared article is not the server's"
+    )
     choices = await emu.autocomplete(admin, "remove", {"document": "kestrel"}, focused="document")
     assert choices == [{"name": LIGHTHOUSE_TITLE, "value": LIGHTHOUSE_FILE}]
 
@@ -260,7 +270,7 @@ async def test_members_may_neither_add_nor_remove(
     assert await refusal(emu, member, "remove", {"document": "wego.txt"}) == (
         "Only server administrators can remove documents."
     )
-    assert corpus_state(docs_engine) == before and len(docs_engine.indexes.sources().documents) == 1
+    assert corpus_state(docs_engine) == before and server_index(docs_engine, emu).sources().documents == []
     assert site.requested == [] and all(a.downloads == 0 for a in emu.attachments.values())
     assert emu.failed_requests == []
 
@@ -281,7 +291,7 @@ async def test_private_addresses_and_missing_pages_change_nothing(
     _, not_found = await change(emu, admin, "add", {"url": missing})
     assert not_found.startswith(f"Nothing changed: {missing} answered 404")
     assert site.requested == ["/heritage/no-such-page"]
-    assert corpus_state(docs_engine) == before and len(docs_engine.indexes.sources().documents) == 1
+    assert corpus_state(docs_engine) == before and server_index(docs_engine, emu).sources().documents == []
     assert emu.failed_requests == []
 
 
@@ -313,12 +323,14 @@ async def test_questions_are_answered_from_the_old_index_while_a_page_is_added(
     fetching.set()
     # 2. The new index is being built with it.
     await emu.wait_for(building.is_set, timeout=30)
-    assert docs_engine.indexes.rebuilding
+    assert server_index(docs_engine, emu).rebuilding
     assert abstains(await ask_by_mention(emu, user, LIGHTHOUSE_QUESTION))
     assert "Park Jung-sook" in (await ask(emu, user, SECRETARIAT))["description"]
     busy = await refusal(emu, admin, "remove", {"document": "wego.txt"})
     assert busy.startswith("A rebuild is already running")
-    assert len(emu.interaction_responses(interaction.id)) == 1 and docs_engine.indexes.rebuilding, "still adding"
+    assert len(emu.interaction_responses(interaction.id)) == 1 and server_index(docs_engine, emu).rebuilding, (
+        "still adding"
+    )
     release_build.set()
 
     _, outcome = await emu.wait_for_responses(interaction.id, 2, timeout=60)
@@ -349,5 +361,5 @@ async def test_a_hostile_pdf_is_refused_with_its_limit_while_questions_are_answe
     _, outcome = await emu.wait_for_responses(interaction.id, 2, timeout=60)
     took_too_long = "Nothing changed: slow.pdf took longer than EXTRACT\\_TIMEOUT\\_SECONDS (8 s)"  # escaped
     assert outcome.body["content"].startswith(took_too_long)
-    assert corpus_state(engine) == before and len(engine.indexes.sources().documents) == 1
+    assert corpus_state(engine) == before and server_index(engine, emu).sources().documents == []
     assert emu.failed_requests == []

@@ -84,7 +84,7 @@ def test_a_saved_store_loads_as_it_was_built(tmp_path: Path, embedder: Embedder,
     assert np.array_equal(*vectors)
     for question in ("Where is Rubinstein based?", "Who heads WeGO's secretariat?", "smart city vulnerable"):
         vector, tokens = embedder.encode_query(question), tokenize(question)
-        assert search(loaded, vector, tokens, Fusion()) == search(built, vector, tokens, Fusion())
+        assert search([loaded], vector, tokens, Fusion()) == search([built], vector, tokens, Fusion())
 
 
 def test_an_unchanged_corpus_is_not_rebuilt(tmp_path: Path, embedder: Embedder, corpus_copy: Path) -> None:

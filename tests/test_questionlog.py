@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.engine import Engine
+from bot.logdb import SQLite
 from bot.questionlog import COMMENT_CHARS, MIGRATIONS, SALT_FILE, LogError, Origin, QuestionLog, open_log
 from bot.replies import Answer
 from bot.settings import Settings
@@ -34,7 +35,7 @@ def fresh(tmp_path: Path) -> QuestionLog:
 
 def test_an_empty_file_is_migrated_to_the_latest_schema(tmp_path: Path) -> None:
     log = fresh(tmp_path)
-    assert log.version == len(MIGRATIONS) == 2
+    assert log.version == len(MIGRATIONS) == 3
     tables = {r[0] for r in sqlite3.connect(log.path).execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"questions", "votes"} <= tables
     assert sqlite3.connect(log.path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -43,7 +44,7 @@ def test_an_empty_file_is_migrated_to_the_latest_schema(tmp_path: Path) -> None:
 def test_the_previous_schema_is_migrated_keeping_its_rows(tmp_path: Path, answers: dict[str, Answer]) -> None:
     path = tmp_path / "log.db"
     old = sqlite3.connect(path)
-    old.executescript(MIGRATIONS[0] + "PRAGMA user_version = 1;")
+    old.executescript(SQLite(path).sql(MIGRATIONS[0]) + "PRAGMA user_version = 1;")
     old.execute(
         "INSERT INTO questions VALUES (NULL, '2026-11-01T10:00:00.000+00:00', 'ask', NULL, NULL, NULL, "
         "'Who heads the secretariat?', 'Park Jung-sook', NULL, 0, 0.5, '[]', 80.0)"
@@ -51,7 +52,7 @@ def test_the_previous_schema_is_migrated_keeping_its_rows(tmp_path: Path, answer
     old.commit()
     old.close()
     log = QuestionLog.open(f"sqlite:///{path}", "salt", 3650)
-    assert log.version == 2
+    assert log.version == len(MIGRATIONS)
     [row] = list(log.rows(days=3650))
     assert row["question"] == "Who heads the secretariat?"
     assert log.vote(row["id"], USER, up=True) and log.stats(days=3650)["votes"] == {"up": 1, "down": 0}

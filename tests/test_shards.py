@@ -1,5 +1,5 @@
-"""Many guilds: processes that each run some of the shards (SHARD_IDS of SHARD_COUNT) over one INDEX_DIR, each
-serving the build any of them publishes (INDEX_WATCH_SECONDS).
+"""Many guilds: processes that each run some of the shards (SHARD_IDS of SHARD_COUNT) over one INDEX_DIR and
+SERVERS_DIR, each serving the build published elsewhere (INDEX_WATCH_SECONDS).
 
 Two `articlebot run` processes, started as deployed (one per shard), reach the Discord API emulator on 127.0.0.1
 through DISCORD_API_URL; each keeps its own question log, which tells which process answered.
@@ -18,7 +18,7 @@ from typing import IO, Any, TypeVar
 
 import pytest
 from conftest import own_settings
-from discord_emulator import DiscordEmulator
+from discord_emulator import DiscordEmulator, UserFile
 
 from bot.engine import Engine
 from bot.knowledge import index_config
@@ -32,6 +32,10 @@ pytestmark = pytest.mark.slow
 
 T = TypeVar("T")
 QUESTION = "Who leads the lantern parade?"
+FESTIVAL = (
+    "---\ntitle: Harbour Lantern Festival\n---\n"
+    "The lantern parade of the Harbour Lantern Festival is led by Captain Ilse Marrow.\n"
+)
 ARTICLEBOT = str(Path(sys.executable).parent / "articlebot")
 SHARD_COUNT = 2
 WATCH_SECONDS = 0.2
@@ -103,6 +107,7 @@ def shard_environment(emu: DiscordEmulator, shard: int, corpus: Path, folder: Pa
         "SHARD_IDS": str(shard),
         "CORPUS_DIR": str(corpus),
         "INDEX_DIR": str(folder / "index"),
+        "SERVERS_DIR": str(folder / "servers"),
         "INDEX_WATCH_SECONDS": str(WATCH_SECONDS),
         "DATABASE_URL": f"sqlite:///{folder / f'shard-{shard}' / 'articlebot.db'}",
         "COOLDOWN_SECONDS": "0",
@@ -154,8 +159,8 @@ def created_on(emu: DiscordEmulator, shard: int) -> set[str]:
 
 
 @pytest.mark.timeout(START_SECONDS + 120)  # the processes start, then each step has its own bound
-async def test_two_processes_share_the_shards_and_serve_each_others_rebuild(
-    emu: DiscordEmulator, shards: list[ShardProcess], corpus_copy: Path, tmp_path: Path
+async def test_two_processes_share_the_shards_and_serve_a_published_build(
+    emu: DiscordEmulator, shards: list[ShardProcess], embedder: Embedder, corpus_copy: Path, tmp_path: Path
 ) -> None:
     dms, guild = shards  # shard 0 receives the DMs, shard 1 the guild's events
     assert identified(emu) == [(0, 2), (1, 2)], "each process identified only its own shard"
@@ -172,23 +177,26 @@ async def test_two_processes_share_the_shards_and_serve_each_others_rebuild(
     [asked_in_guild], [asked_in_dm] = guild.questions(), dms.questions()  # logged before the reply is sent
     assert asked_in_guild["guild_id"] == str(emu.guild_id) and asked_in_dm["guild_id"] is None
 
-    (corpus_copy / "festival.md").write_text(
-        "---\ntitle: Harbour Lantern Festival\n---\n"
-        "The lantern parade of the Harbour Lantern Festival is led by Captain Ilse Marrow.\n",
-        encoding="utf-8",
-    )
-    rebuild = await emu.send_slash_command(admin, "rebuild")  # reaches the process of shard 1 only
-    _, done = await emu.wait_for_responses(rebuild.id, 2, timeout=60)
-    assert done.body["content"].startswith("Index rebuilt: 2 documents")
+    festival = UserFile("festival.md", FESTIVAL.encode())
+    add = await emu.send_slash_command(admin, "add", {"file": festival})  # reaches the process of shard 1 only
+    _, done = await emu.wait_for_responses(add.id, 2, timeout=60)
+    assert done.body["content"].startswith("Added “Harbour Lantern Festival”")
     assert emu.dispatched("INTERACTION_CREATE", shard=0) == []
+    in_guild = await emu.send_message(user, QUESTION, mention_bot=True)
+    [reply] = await emu.wait_for(lambda: emu.replies_to(in_guild), timeout=30)
+    assert "Ilse Marrow" in reply.body["embeds"][0]["description"], "the server's own document"
+
+    (corpus_copy / "festival.md").write_text(FESTIVAL, encoding="utf-8")  # the shared corpus, changed by its owner
+    await asyncio.to_thread(build, index_config(own_settings(corpus_copy, tmp_path)), embedder)  # `articlebot build`
     published = IndexFolder(tmp_path / "index").current()
-    await emu.wait_for(lambda: f"index loaded from {published}" in dms.log(), timeout=REFRESH_SECONDS)
+    for process in shards:
+        await emu.wait_for(lambda p=process: f"index loaded from {published}" in p.log(), timeout=REFRESH_SECONDS)
 
     again = await emu.send_message(user, QUESTION, dm=True)
     [reply] = await emu.wait_for(lambda: emu.replies_to(again), timeout=30)
     assert "Ilse Marrow" in reply.body["embeds"][0]["description"]
     assert str(again) in created_on(emu, 0) and str(again) not in created_on(emu, 1)
-    assert [q["guild_id"] for q in dms.questions()] == [None, None] and len(guild.questions()) == 1
+    assert [q["guild_id"] for q in dms.questions()] == [None, None] and len(guild.questions()) == 2
     assert emu.failed_requests == []
 
 
@@ -205,16 +213,19 @@ def test_a_build_published_by_another_process_is_served_unless_it_is_broken(
 ) -> None:
     settings = own_settings(corpus_copy, tmp_path)
     serving, other = (Engine(settings, engine.embedder, engine.answerer) for _ in range(2))
-    assert not serving.indexes.refresh(), "nothing new was published"
+    assert not serving.library.base.refresh(), "nothing new was published"
     (corpus_copy / "festival.md").write_text("The lantern parade is led by Captain Ilse Marrow.\n", encoding="utf-8")
-    other.indexes.rebuild()
-    assert serving.indexes.refresh() and serving.indexes.sources().built_at == other.indexes.sources().built_at
+    other.library.base.rebuild()
+    assert (
+        serving.library.base.refresh()
+        and serving.library.base.sources().built_at == other.library.base.sources().built_at
+    )
     assert "Marrow" in serving.ask(QUESTION).text
 
     served = IndexFolder(settings.index_dir).current()
-    other.indexes.rebuild(force=True)
+    other.library.base.rebuild(force=True)
     published = IndexFolder(settings.index_dir).current()
     assert published is not None and published != served
     (published / "vectors.faiss").write_bytes(b"truncated")
-    assert not serving.indexes.refresh(), "a broken build is not served"
+    assert not serving.library.base.refresh(), "a broken build is not served"
     assert "Marrow" in serving.ask(QUESTION).text

@@ -1,6 +1,11 @@
 """Administration, for admins only: `/rebuild` re-reads the corpus and swaps in a new index; `/stats` shows
-what members asked, how it went and what the article should say. Who counts as an admin is decided here, once:
-`admin_only` is the check every admin command carries, and the bot's error handler answers its refusal.
+what members asked, how it went and what the article should say; `/forget` deletes everything a server added.
+Who counts as an admin is decided here, once: `admin_only` is the check every admin command carries, and the bot's
+error handler answers its refusal.
+
+What an admin acts on is where the command is used: in a server, that server's own documents, index and
+questions; in a DM (only bot owners, ADMIN_USER_IDS, are admins there), the shared base and every server's
+statistics.
 
 The build runs in a worker thread, so questions keep being answered from the old index meanwhile; a failed
 build leaves the old index in service and reports why.
@@ -19,17 +24,19 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import KNOWN_ERRORS
-from bot.questionlog import QuestionLog
+from bot.questionlog import LogError, QuestionLog
 from bot.render import plain
 from bot.settings import Settings
 from bot.stats import chart_png, summary
 from index.folder import BuildInProgress
+from index.library import Library
 from index.manager import IndexManager
 
 log = logging.getLogger(__name__)
 Command = TypeVar("Command")
 
 ADMINS = "Members with Administrator or Manage Server (and configured admin users or roles)"  # is_admin, in words
+NO_DOCUMENTS = "This server has no documents of its own yet: add some with `/add`."
 REBUILD_RUNNING = "A rebuild is already running; I'll keep answering from the current index until it's done."
 CHART = "questions-per-day.png"
 
@@ -68,15 +75,35 @@ def is_admin(user: discord.User | discord.Member, settings: Settings) -> bool:
 class AdminCog(commands.Cog):
     """Index maintenance, restricted to administrators."""
 
-    def __init__(self, indexes: IndexManager, questions: QuestionLog | None) -> None:
-        self.indexes = indexes
+    def __init__(self, library: Library, questions: QuestionLog | None) -> None:
+        self.library = library
         self.questions = questions
 
-    @app_commands.command(name="rebuild", description="Re-read the corpus and rebuild the index (admins only)")
+    @app_commands.command(name="rebuild", description="Re-read the documents and rebuild the index (admins only)")
     @admin_only("rebuild the index")
     async def rebuild(self, interaction: discord.Interaction) -> None:
-        log.info("rebuild requested by user %s", interaction.user.id)
-        await change_index(interaction, self.indexes, "Rebuilding the index…", lambda: asyncio.to_thread(self._rebuild))
+        log.info("rebuild requested by user %s in %s", interaction.user.id, interaction.guild_id or "a DM")
+        indexes = self.library.manager(interaction.guild_id)
+        if indexes.store is None:
+            await interaction.response.send_message(NO_DOCUMENTS, ephemeral=True)
+            return
+        await change_index(interaction, indexes, "Rebuilding the index…", lambda: asyncio.to_thread(_rebuild, indexes))
+
+    @app_commands.command(name="forget", description="Delete this server's documents and logged questions (admins)")
+    @app_commands.describe(confirm="True to delete everything this server added and asked; it cannot be undone")
+    @app_commands.guild_only()
+    @admin_only("make the bot forget this server")
+    async def forget(self, interaction: discord.Interaction, confirm: bool) -> None:
+        if not confirm or interaction.guild_id is None:
+            await interaction.response.send_message("Nothing deleted (confirm was False).", ephemeral=True)
+            return
+        log.info("forget requested by user %s in %s", interaction.user.id, interaction.guild_id)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            outcome = await asyncio.to_thread(forget_server, self.library, self.questions, interaction.guild_id)
+        except BuildInProgress as exc:
+            outcome = f"Nothing deleted: {exc}."
+        await interaction.followup.send(outcome, ephemeral=True)
 
     @app_commands.command(name="stats", description="What members asked, votes and unanswered questions (admins only)")
     @admin_only("see the stats")
@@ -87,14 +114,27 @@ class AdminCog(commands.Cog):
             )
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
-        text, png = await asyncio.to_thread(_report, self.questions)
+        text, png = await asyncio.to_thread(_report, self.questions, interaction.guild_id)
         chart = discord.File(io.BytesIO(png), filename=CHART)
         await interaction.followup.send(plain(text), file=chart, ephemeral=True)
 
-    def _rebuild(self) -> str:
-        report = self.indexes.rebuild()
-        state = "Index already up to date" if report.unchanged else "Index rebuilt"
-        return f"{state}: {report.documents} documents, {report.passages} passages in {report.seconds:.1f} s."
+
+def forget_server(library: Library, questions: QuestionLog | None, guild_id: int) -> str:
+    """Delete a server's documents, index and logged questions (when it asks, or when the bot leaves it)."""
+    had_documents = library.forget(guild_id)
+    documents = "its documents and index" if had_documents else "no documents of its own"
+    try:
+        forgotten = questions.forget(guild_id) if questions is not None else 0
+    except LogError as exc:
+        log.error("server %s: %s", guild_id, exc)
+        return f"Deleted {documents}, but not its logged questions: the question log failed; try again later."
+    return f"Deleted {documents} and {forgotten} logged questions."
+
+
+def _rebuild(indexes: IndexManager) -> str:
+    report = indexes.rebuild()
+    state = "Index already up to date" if report.unchanged else "Index rebuilt"
+    return f"{state}: {report.documents} documents, {report.passages} passages in {report.seconds:.1f} s."
 
 
 async def change_index(
@@ -116,7 +156,8 @@ async def change_index(
     await interaction.edit_original_response(content=plain(outcome))
 
 
-def _report(questions: QuestionLog) -> tuple[str, bytes]:
-    """The last 7 days in one line, the last 30 in full, and the 30-day chart."""
-    week, month = questions.stats(7), questions.stats(30)
+def _report(questions: QuestionLog, guild_id: int | None) -> tuple[str, bytes]:
+    """The last 7 days in one line, the last 30 in full, and the 30-day chart: of this server, or in a bot
+    owner's DM of all."""
+    week, month = questions.stats(7, guild_id), questions.stats(30, guild_id)
     return summary(week).splitlines()[0] + "\n" + summary(month), chart_png(month)

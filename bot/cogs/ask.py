@@ -33,6 +33,7 @@ from bot.questionlog import Origin, QuestionLog
 from bot.render import answer_embed, plain, sources_embed, thread_name
 from bot.replies import APOLOGY, Answer
 from bot.settings import Settings
+from index.manager import Sources
 
 if TYPE_CHECKING:
     from bot.engine import Engine
@@ -99,13 +100,13 @@ class AskCog(commands.Cog):
     @app_commands.command(name="ask", description="Ask a question about the article")
     @app_commands.describe(question="What do you want to know?")
     async def ask(self, interaction: discord.Interaction, question: str) -> None:
-        if refusal := self._refusal(interaction.user.id, question):
+        if refusal := self._refusal(interaction.user.id, question, interaction.guild_id):
             await interaction.response.send_message(plain(refusal), ephemeral=True)
             return
         async with self._in_flight:  # a place is free: _refusal saw one and nothing was awaited since
             await interaction.response.defer(thinking=True)
             conversation = await self._conversation_of(interaction.channel, None)
-            answer = await self._ask(question, conversation)
+            answer = await self._ask(question, conversation, interaction.guild_id)
             buttons = await self._log(answer, interaction.guild_id, interaction.channel_id, interaction.user.id)
             async with self._settling():
                 sent = await interaction.followup.send(embed=answer_embed(answer), wait=True, **buttons)
@@ -113,12 +114,12 @@ class AskCog(commands.Cog):
 
     @app_commands.command(name="sources", description="List the documents the bot answers from")
     async def sources(self, interaction: discord.Interaction) -> None:
-        embed = sources_embed(self.engine.indexes.sources())
-        await interaction.response.send_message(embed=embed, ephemeral=True)
+        shared, own = self._sources(interaction.guild_id)
+        await interaction.response.send_message(embed=sources_embed(shared, own), ephemeral=True)
 
     @app_commands.command(name="help", description="How to ask, what the bot knows and who can rebuild")
     async def help(self, interaction: discord.Interaction) -> None:
-        await interaction.response.send_message(self._help_text(), ephemeral=True)
+        await interaction.response.send_message(self._help_text(interaction.guild_id), ephemeral=True)
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -134,15 +135,15 @@ class AskCog(commands.Cog):
     async def _answer_message(self, message: discord.Message, question: str) -> None:
         if self.cooldown.told_to_wait(message.author.id):
             return  # one reply per wait, however many messages
-        if refusal := self._refusal(message.author.id, question):
+        guild_id = message.guild.id if message.guild else None
+        if refusal := self._refusal(message.author.id, question, guild_id):
             await message.reply(plain(refusal), mention_author=False)
             return
         async with self._in_flight:  # a place is free: _refusal saw one and nothing was awaited since
             reference = message.reference.message_id if message.reference else None
             conversation = await self._conversation_of(message.channel, reference)
             async with message.channel.typing():
-                answer = await self._ask(question, conversation)
-            guild_id = message.guild.id if message.guild else None
+                answer = await self._ask(question, conversation, guild_id)
             buttons = await self._log(answer, guild_id, message.channel.id, message.author.id)
             async with self._settling():
                 sent = await message.reply(embed=answer_embed(answer), mention_author=False, **buttons)
@@ -156,10 +157,10 @@ class AskCog(commands.Cog):
         logged = await asyncio.to_thread(self.questions.record, answer, origin, answer.latency_ms)
         return {} if logged is None else {"view": vote_view(logged)}
 
-    async def _ask(self, question: str, conversation: int | None) -> Answer:
-        """The engine's answer, read with the conversation's earlier turns."""
+    async def _ask(self, question: str, conversation: int | None, guild_id: int | None) -> Answer:
+        """The engine's answer from what this server knows, read with the conversation's earlier turns."""
         history = self.conversations.history(conversation) if conversation is not None else ()
-        return await asyncio.to_thread(self.engine.ask, question, history)
+        return await asyncio.to_thread(self.engine.ask, question, history, guild_id)
 
     async def _conversation_of(self, channel: object, reference: int | None) -> int | None:
         """The conversation a question continues: the bot's thread or the DM channel it is asked in, or the
@@ -232,26 +233,36 @@ class AskCog(commands.Cog):
             return message.content
         return None
 
-    def _refusal(self, user_id: int, question: str) -> str | None:
+    def _refusal(self, user_id: int, question: str, guild_id: int | None) -> str | None:
         """Why a question is not answered now: the rate limit (first, so that refused questions count against it
         too), the engine's word on the question itself, or every place among the questions in flight taken."""
         wait = self.cooldown.retry_after(user_id)
         if wait > 0:
             return f"You're asking quickly! Try again in {wait:.0f} s."
         try:
-            self.engine.check(question)
+            self.engine.check(question, guild_id)
         except InvalidQuestion as exc:
             return str(exc)
         return BUSY if self._in_flight.locked() else None
 
-    def _help_text(self) -> str:
-        titles = ", ".join(f"“{d.title}”" for d in self.engine.indexes.sources().documents)
+    def _sources(self, guild_id: int | None) -> tuple[Sources | None, Sources | None]:
+        """What a question here is answered from: the shared documents (None when this server does not share
+        them) and the server's own (None outside a server)."""
+        library = self.engine.library
+        shared = library.base.sources() if guild_id is None or library.shared_base else None
+        own = library.sources(guild_id) if guild_id is not None else None
+        return shared, own
+
+    def _help_text(self, guild_id: int | None) -> str:
+        documents = [d for sources in self._sources(guild_id) if sources for d in sources.documents]
+        titles = ", ".join(f"“{d.title}”" for d in documents) or "the documents this server's admins add"
         return plain(
             "Ask with `/ask question:…`, by mentioning me (`@bot who heads the secretariat?`)"
             + (", or in an ask channel" if self.settings.ask_channel_ids else "")
             + f". I answer only from {titles}, quote the passages I used and say so when the article doesn't "
             "answer. Follow up "
             + ("in the thread under my answer" if self.settings.threads else "by replying to my answer")
-            + f". `/sources` lists what I know. {ADMINS} can `/add` a web page or file, `/remove` a document, "
-            "`/rebuild` the index and see `/stats`." + (STORED if self.questions is not None else "")
+            + f". `/sources` lists what I know. {ADMINS} can `/add` a web page or file to this server's documents, "
+            "`/remove` one, `/rebuild` the index, see `/stats` and `/forget` everything the server added."
+            + (STORED if self.questions is not None else "")
         )

@@ -10,8 +10,8 @@ import pytest
 from bot.calibration import Calibrator
 from bot.cogs.ask import Cooldown
 from bot.history import Conversations, Turn, follow_up_query, given_answers
+from bot.logdb import LogError, PostgreSQL, SQLite, from_url
 from bot.question import same_answer
-from bot.questionlog import LogError, database_path
 from bot.stats import chart_png, summary
 from index.documents import load_corpus, paragraph_spans
 from index.lexical import tokenize
@@ -131,10 +131,16 @@ def test_calibrator_probability_and_json_round_trip() -> None:
 
 
 def test_database_urls() -> None:
-    assert database_path("sqlite:////srv/articlebot/log.db") == Path("/srv/articlebot/log.db")
-    assert database_path("sqlite:///data/articlebot.db") == Path("data/articlebot.db")
-    with pytest.raises(LogError, match="sqlite:///"):
-        database_path("postgresql://db/articlebot")
+    assert from_url("sqlite:////srv/articlebot/log.db").path == Path("/srv/articlebot/log.db")
+    assert from_url("sqlite:///data/articlebot.db").path == Path("data/articlebot.db")
+    assert isinstance(from_url("sqlite:///data/articlebot.db"), SQLite)
+    postgres = from_url("postgresql://bot:s3cret@db.example:5432/articlebot?password=s3cret")
+    assert isinstance(postgres, PostgreSQL) and postgres.path is None
+    assert postgres.name == "postgresql://bot:***@db.example:5432/articlebot?password=***"
+    assert postgres.scrub('in "postgresql://bot:s3cret@db"') == 'in "postgresql://bot:***@db"'
+    with pytest.raises(LogError, match=r"sqlite:///.*postgresql://") as refused:
+        from_url("mysql://bot:s3cret@db/articlebot")
+    assert "s3cret" not in str(refused.value)
 
 
 def test_stats_summary_and_chart() -> None:
@@ -155,3 +161,20 @@ def test_stats_summary_and_chart() -> None:
     )
     assert text.endswith("1 × Who founded WeGO?")
     assert chart_png(stats).startswith(b"\x89PNG")
+
+
+def test_stats_summary_lists_the_most_active_servers_when_there_are_several() -> None:
+    one = {"guild_id": 7, "questions": 4, "answered": 3}
+    stats = {"days": 7, "questions": 4, "answered": 3, "abstained": 1, "abstention_rate": 0.25}
+    stats |= {"votes": {"up": 0, "down": 0}, "median_latency_ms": 80.0, "per_day": [], "gaps": [], "servers": [one]}
+    assert "server" not in summary(stats), "one place: the totals say it all"
+    stats["servers"] = [one] + [{"guild_id": n, "questions": 1, "answered": 0} for n in range(10, 16)]
+    stats["servers"].append({"guild_id": None, "questions": 1, "answered": 1})
+    lines = summary(stats).splitlines()
+    assert lines[1:5] == [
+        "",
+        "Most active servers:",
+        "   4 asked, 3 answered · server 7",
+        "   1 asked, 0 answered · server 10",
+    ]
+    assert lines[-1] == "     … and 3 more" and len(lines) == 9
