@@ -15,7 +15,7 @@ answer, and the retrieval-only calibrator scores it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -95,6 +95,10 @@ class Answerer:
         """The best proposal if it is probable enough, else an abstention. In a conversation, a proposal that
         repeats an answer already `given` yields to any new one that is probable enough: a follow-up asks for
         something new (but a question asked again still gets its answer)."""
+        read = [_citation(n, f) for n, f in enumerate(retrieval.found(self.passages), 1)]
+        return replace(self._decide(question, retrieval, given), passages=read)
+
+    def _decide(self, question: str, retrieval: Retrieval, given: Sequence[str]) -> Answer:
         candidates = self.candidates(question, retrieval)
         if not candidates:
             return Answer(question, ABSTAIN_TEXT, abstained=True, citations=[])

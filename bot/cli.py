@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import json
 import logging
 import sys
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -16,7 +17,7 @@ from bot.errors import KNOWN_ERRORS, InvalidQuestion
 from bot.history import Conversations, Turn
 from bot.knowledge import build_index, index_manager
 from bot.questionlog import LogError, Origin, QuestionLog, open_log
-from bot.replies import Answer, document_line
+from bot.replies import Answer, checked_note, document_line
 from bot.settings import Settings, load_settings
 from index.documents import DocumentError
 
@@ -144,7 +145,7 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
                 print(json.dumps(_ask_json(engine, line.rstrip("\n"), questions), ensure_ascii=False), flush=True)
         return 0
     try:
-        answer = engine.ask(args.question)
+        answer = _answered(engine, args.question)
     except InvalidQuestion as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -183,9 +184,15 @@ def _engine(settings: Settings) -> Engine:
 
 def _converse(engine: Engine, question: str, memory: Conversations) -> Answer:
     """Answer a turn of the terminal's one conversation and remember it."""
-    answer = engine.ask(question, memory.history(CHAT))
+    answer = _answered(engine, question, memory.history(CHAT))
     memory.record(CHAT, Turn.of(answer))
     return answer
+
+
+def _answered(engine: Engine, question: str, history: Sequence[Turn] = ()) -> Answer:
+    """The engine's answer, written by the model server where GENERATOR_URL names one (see bot.generator)."""
+    answer = engine.ask(question, history)
+    return answer if engine.generator is None else asyncio.run(engine.generator.write(answer, history))
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
@@ -215,7 +222,7 @@ def _ask_json(
 ) -> dict:
     """One line of JSON output: the answer (a conversation's next turn when given its memory) or the error."""
     try:
-        answer = _converse(engine, question, memory) if memory is not None else engine.ask(question)
+        answer = _converse(engine, question, memory) if memory is not None else _answered(engine, question)
     except InvalidQuestion as exc:
         return {"question": question, "error": str(exc)}
     _record(questions, answer, "ask" if memory is None else "chat")
@@ -250,6 +257,8 @@ def format_answer(answer: Answer, width: int = 100) -> str:
     sources (or the closest passages)."""
     short = f"{answer.short_answer} — " if answer.short_answer else ""
     lines = [textwrap.fill(short + answer.text, width)]
+    if note := checked_note(answer):
+        lines.append(f"({note})")
     sources = answer.see_also if answer.abstained else answer.citations
     if sources:
         lines += ["", "See also:" if answer.abstained else "Sources:"]

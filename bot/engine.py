@@ -16,6 +16,7 @@ from bot.answer import Answerer, Candidate
 from bot.calibration import BUNDLED, NONE, answerer_kind, calibrator_for
 from bot.errors import InvalidQuestion
 from bot.evidence import EVIDENCE_DIR, Evidence
+from bot.generator import Generator
 from bot.history import Turn, follow_up_query, given_answers
 from bot.knowledge import library
 from bot.reader import Reader
@@ -46,6 +47,7 @@ class Engine:
         self.embedder = self.library.embedder.load()
         self.fusion = Fusion()
         self.answerer = answerer or configured_answerer(settings)
+        self.generator = Generator.configured(settings, self.embedder.encode)  # None unless GENERATOR_URL is set
 
     def ask(self, question: str, history: Sequence[Turn] = (), server: int | None = None) -> Answer:
         """A cited answer, or an abstention; InvalidQuestion for an empty or over-long question. With the

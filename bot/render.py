@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import discord
 from discord.utils import escape_markdown, escape_mentions
 
-from bot.replies import Answer, Citation, document_line
+from bot.replies import Answer, Citation, checked_note, document_line
 
 if TYPE_CHECKING:
     from index.manager import Sources
@@ -45,6 +45,14 @@ def answer_embed(answer: Answer, quote_limit: int = 600) -> discord.Embed:
             text_limit //= 2
         else:
             sources = min(sources, len(embed.fields)) - 1
+
+
+def draft_embed(question: str, draft: str) -> discord.Embed:
+    """A generated answer while it is written: the draft so far, said to be unchecked yet."""
+    embed = discord.Embed(
+        title=safe(question, TITLE_LIMIT), description=safe(draft, DESCRIPTION_LIMIT - 2) + " …", colour=ABSTAIN_COLOUR
+    )
+    return embed.set_footer(text="Writing… each sentence will be checked against the passage it cites.")
 
 
 def sources_embed(shared: Sources | None, own: Sources | None = None) -> discord.Embed:
@@ -110,6 +118,8 @@ def _answer_embed(answer: Answer, quote_limit: int, text_limit: int, sources: in
         description=_description(answer, text_limit),
         colour=ABSTAIN_COLOUR if abstained else ANSWER_COLOUR,
     )
+    if note := checked_note(answer):
+        embed.set_footer(text=note)
     cited = answer.see_also if abstained else answer.citations
     heading = "See also" if abstained else "Sources"
     for citation in cited[:sources]:

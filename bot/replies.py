@@ -34,10 +34,29 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class Written:
+    """A sentence of a generated answer that passed the citation check: its text, the citations (`n` of the
+    answer's citations) it carries, and the similarity to a cited sentence that supported it."""
+
+    text: str
+    citations: list[int]
+    support: float
+
+
+@dataclass(frozen=True)
+class Struck:
+    """A sentence the model wrote that the citation check dropped, and why."""
+
+    text: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Answer:
     """What the bot says: the short answer, the quoted sentences with `[n]` markers and the citations they point
     to, or an abstention with the closest passages as "see also". `confidence` is the calibrated probability
-    that the answer is right."""
+    that the answer is right. A generated answer (`generated`) is made of the model's checked `sentences`;
+    `dropped` are those the check removed. `passages` are the passages read, what a generator may cite."""
 
     question: str
     text: str
@@ -47,6 +66,10 @@ class Answer:
     see_also: list[Citation] = field(default_factory=list)
     confidence: float = 0.0
     timings_ms: dict[str, float] = field(default_factory=dict)
+    generated: bool = False
+    sentences: list[Written] = field(default_factory=list)
+    dropped: list[Struck] = field(default_factory=list)
+    passages: list[Citation] = field(default_factory=list, repr=False)
 
     @property
     def answer_type(self) -> str:
@@ -62,7 +85,18 @@ class Answer:
         return sum(self.timings_ms.values())
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self) | {"answer_type": self.answer_type}
+        data = asdict(self) | {"answer_type": self.answer_type}
+        del data["passages"]  # what was read, not what is said: the citations hold what the answer uses
+        return data
+
+
+def checked_note(answer: Answer) -> str | None:
+    """For a generated answer, one line saying that its sentences were checked and how many were dropped."""
+    if not answer.generated:
+        return None
+    kept, dropped = len(answer.sentences), len(answer.dropped)
+    note = f"Written by a language model; {kept} sentence{'s' * (kept != 1)} checked against the sources cited"
+    return note + (f", {dropped} dropped as unsupported." if dropped else ".")
 
 
 def document_line(doc: DocumentInfo) -> str:

@@ -69,6 +69,13 @@ class Settings(BaseSettings):
     min_confidence: float | None = Field(None, ge=0, le=1)
     max_question_chars: int = Field(500, ge=10)
 
+    # Generative answers from the operator's own model server (empty URL: off).
+    generator_url: str | None = None
+    generator_model: str = ""
+    generator_api_key: SecretStr | None = None
+    generator_timeout_seconds: float = Field(60.0, gt=0)
+    generator_max_per_minute: int = Field(6, ge=1)
+
     # Conversations.
     history_turns: int = Field(3, ge=0, le=20)
     history_ttl_minutes: float = Field(30.0, gt=0)
@@ -142,6 +149,37 @@ class Settings(BaseSettings):
                 "which leaves no room for a proxy's own credentials; remove them and restrict the proxy by address"
             )
         return url
+
+    @field_validator("generator_url")
+    @classmethod
+    def _generator_url(cls, value: str | None) -> str | None:
+        """The base of an OpenAI-compatible API, with its version (`http://localhost:11434/v1` for Ollama); the
+        bot appends `/chat/completions`."""
+        if value is None or not value.strip():
+            return None
+        url = value.strip().rstrip("/")
+        if not _is_http_url(url):
+            raise ValueError(
+                "must be the http(s) URL of an OpenAI-compatible API, with its version: http://localhost:11434/v1 "
+                "(Ollama), http://localhost:8080/v1 (llama-server)"
+            )
+        if urlsplit(url).username is not None or urlsplit(url).password is not None:
+            raise ValueError("must not contain user:password@: put the key in GENERATOR_API_KEY")
+        return url
+
+    @model_validator(mode="after")
+    def _generator_complete(self) -> Settings:
+        """A generator needs a model name; its key travels in clear over http:// except to this machine."""
+        if self.generator_url is None:
+            return self
+        if not self.generator_model:
+            raise ValueError("GENERATOR_URL needs GENERATOR_MODEL, the name the model server knows the model by")
+        parts = urlsplit(self.generator_url)
+        if self.generator_api_key and parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+            raise ValueError(
+                "GENERATOR_API_KEY would travel in clear: use an https:// GENERATOR_URL, or a server on this machine"
+            )
+        return self
 
     @model_validator(mode="after")
     def _shards_of_the_count(self) -> Settings:

@@ -18,8 +18,8 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -30,7 +30,7 @@ from bot.errors import InvalidQuestion
 from bot.feedback import vote_view
 from bot.history import Conversations, Turn
 from bot.questionlog import Origin, QuestionLog
-from bot.render import answer_embed, plain, sources_embed, thread_name
+from bot.render import answer_embed, draft_embed, plain, sources_embed, thread_name
 from bot.replies import APOLOGY, Answer
 from bot.settings import Settings
 from index.manager import Sources
@@ -46,7 +46,10 @@ STORED = (
 )
 REMEMBERED_ANSWERS = 10_000  # inline answers whose replies continue a conversation
 SETTLE_SECONDS = 10.0  # how long a reply waits for the answer it replies to to be recorded
+OWNERS = "The bot's owners (ADMIN_USER_IDS)"  # the admins of a DM: they change the shared documents
 BUSY = "I'm answering a lot of questions right now; please try again in a moment."
+EDIT_SECONDS = 1.0  # a streamed draft is edited at most this often: Discord's rate for editing a message
+Send = Callable[..., Awaitable[discord.Message]]
 
 
 class Cooldown:
@@ -106,10 +109,15 @@ class AskCog(commands.Cog):
         async with self._in_flight:  # a place is free: _refusal saw one and nothing was awaited since
             await interaction.response.defer(thinking=True)
             conversation = await self._conversation_of(interaction.channel, None)
-            answer = await self._ask(question, conversation, interaction.guild_id)
-            buttons = await self._log(answer, interaction.guild_id, interaction.channel_id, interaction.user.id)
+            history = self._history(conversation)
+            answer = await self._ask(question, history, interaction.guild_id)
+            origin = Origin("discord", interaction.guild_id, interaction.channel_id, interaction.user.id)
+
+            async def send(**content: Any) -> discord.Message:
+                return await interaction.followup.send(wait=True, **content)
+
             async with self._settling():
-                sent = await interaction.followup.send(embed=answer_embed(answer), wait=True, **buttons)
+                answer, sent = await self._deliver(answer, history, origin, send)
                 await self._remember(answer, sent, interaction.channel, conversation)
 
     @app_commands.command(name="sources", description="List the documents the bot answers from")
@@ -142,24 +150,56 @@ class AskCog(commands.Cog):
         async with self._in_flight:  # a place is free: _refusal saw one and nothing was awaited since
             reference = message.reference.message_id if message.reference else None
             conversation = await self._conversation_of(message.channel, reference)
+            history = self._history(conversation)
             async with message.channel.typing():
-                answer = await self._ask(question, conversation, guild_id)
-            buttons = await self._log(answer, guild_id, message.channel.id, message.author.id)
+                answer = await self._ask(question, history, guild_id)
+            origin = Origin("discord", guild_id, message.channel.id, message.author.id)
+
+            async def send(**content: Any) -> discord.Message:
+                return await message.reply(mention_author=False, **content)
+
             async with self._settling():
-                sent = await message.reply(embed=answer_embed(answer), mention_author=False, **buttons)
+                answer, sent = await self._deliver(answer, history, origin, send)
                 await self._remember(answer, sent, message.channel, conversation)
 
-    async def _log(self, answer: Answer, guild_id: int | None, channel_id: int | None, user_id: int) -> dict:
+    async def _deliver(
+        self, answer: Answer, history: Sequence[Turn], origin: Origin, send: Send
+    ) -> tuple[Answer, discord.Message]:
+        """Send the answer, logged, with its vote buttons. With a generator (and within its quota) the model writes
+        it first: the draft is shown as it comes, edited at most every EDIT_SECONDS (Discord's edit rate), and
+        replaced by the checked answer (or the extractive one, should the model server fail)."""
+        generator = self.engine.generator
+        draft: discord.Message | None = None
+        if generator is not None and not answer.abstained and generator.quota.take(origin.guild_id, origin.user_id):
+            shown = -EDIT_SECONDS
+
+            async def show(text: str) -> None:
+                nonlocal draft, shown
+                if time.monotonic() - shown < EDIT_SECONDS:
+                    return
+                shown = time.monotonic()
+                embed = draft_embed(answer.question, text)
+                draft = await send(embed=embed) if draft is None else await draft.edit(embed=embed)
+
+            answer = await generator.write(answer, history, show)
+        buttons = await self._log(answer, origin)
+        if draft is None:
+            return answer, await send(embed=answer_embed(answer), **buttons)
+        return answer, await draft.edit(embed=answer_embed(answer), **buttons)
+
+    async def _log(self, answer: Answer, origin: Origin) -> dict:
         """Record the question in the log (in a worker thread); the 👍/👎 buttons for its answer, if it was."""
         if self.questions is None:
             return {}
-        origin = Origin("discord", guild_id, channel_id, user_id)
         logged = await asyncio.to_thread(self.questions.record, answer, origin, answer.latency_ms)
         return {} if logged is None else {"view": vote_view(logged)}
 
-    async def _ask(self, question: str, conversation: int | None, guild_id: int | None) -> Answer:
+    def _history(self, conversation: int | None) -> Sequence[Turn]:
+        """The conversation's earlier turns (none for a new question)."""
+        return self.conversations.history(conversation) if conversation is not None else ()
+
+    async def _ask(self, question: str, history: Sequence[Turn], guild_id: int | None) -> Answer:
         """The engine's answer from what this server knows, read with the conversation's earlier turns."""
-        history = self.conversations.history(conversation) if conversation is not None else ()
         return await asyncio.to_thread(self.engine.ask, question, history, guild_id)
 
     async def _conversation_of(self, channel: object, reference: int | None) -> int | None:
@@ -262,7 +302,9 @@ class AskCog(commands.Cog):
             + f". I answer only from {titles}, quote the passages I used and say so when the article doesn't "
             "answer. Follow up "
             + ("in the thread under my answer" if self.settings.threads else "by replying to my answer")
-            + f". `/sources` lists what I know. {ADMINS} can `/add` a web page or file to this server's documents, "
-            "`/remove` one, `/rebuild` the index, see `/stats` and `/forget` everything the server added."
+            + f". `/sources` lists what I know. {ADMINS if guild_id else OWNERS} can `/add` a web page or file to "
+            + ("this server's documents" if guild_id else "the shared documents")
+            + ", `/remove` one, `/rebuild` the index, see `/stats`"
+            + (" and `/forget` everything the server added." if guild_id else ".")
             + (STORED if self.questions is not None else "")
         )

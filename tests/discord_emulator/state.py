@@ -77,6 +77,7 @@ class RecordedRequest:
     status: int = 0
     response: Any = None  # the decoded JSON answer, or None (e.g. 204)
     interaction_id: int | None = None  # set on interaction callbacks and on webhook calls with its token
+    at: float = field(default_factory=time.monotonic)  # when it arrived (time.monotonic)
 
     @property
     def ok(self) -> bool:
