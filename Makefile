@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test test-fast lint format train-reader train-evidence bench-quality bench-conversations bench-documents bench-speed bench-scale bench-scale-engine bench-soak clean
+.PHONY: install run test test-fast lint format train-reader train-evidence bench-quality bench-conversations bench-documents bench-speed bench-scale bench-scale-engine bench-soak bench-servers test-generator bench-generator clean
 
 install: $(STAMP)
 
@@ -40,6 +40,12 @@ test: lint
 test-fast: install
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q tests/unit
+
+# Against a real model server: GENERATOR_URL (its OpenAI-compatible /v1 URL), GENERATOR_MODEL and, if it needs one,
+# GENERATOR_API_KEY, exported or as `make test-generator GENERATOR_URL=…`. Generated answers on the bundled article,
+# checked as tests/test_generator.py checks the emulator's; skipped, saying so, without GENERATOR_URL. Not in `test`.
+test-generator: install
+	$(BIN)/python -m pytest tests/live -ra
 
 # About 85 minutes on 2 cores where bf16 measures faster, 2 to 3 hours in fp32, then the evidence model's 45: fine-tunes
 # the reader on ../shared/data/squad/train, the evidence model from it (SQuAD sentences and BoolQ's training part),
@@ -82,6 +88,19 @@ bench-soak: install
 # About 40 minutes and 18 GB of memory at its 1M size: corpora built, loaded and asked through the engine.
 bench-scale-engine: install
 	$(BIN)/python benchmarks/engine_scale.py
+
+# About an hour on 2 cores: 1,000 servers with five generated documents each (25 built from scratch, the others
+# derived from them), questions from random servers; `SERVERS_ARGS=--quick` for a smoke run of a minute or two.
+SERVERS_ARGS ?=
+bench-servers: install
+	$(BIN)/python benchmarks/servers.py $(SERVERS_ARGS)
+
+# Against the model server GENERATOR_URL names (as for test-generator; says so and stops without one): the sentences
+# the check keeps, their citations, answers in replies and times, on the Normans + Rhine questions and the development
+# set. As long as the server takes for about 800 questions; `LIMIT=20` for a smoke run.
+LIMIT ?=
+bench-generator: install
+	$(BIN)/python benchmarks/generator.py $(if $(LIMIT),--limit $(LIMIT))
 
 clean:
 	rm -rf $(VENV) data/index .pytest_cache .ruff_cache
