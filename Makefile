@@ -89,8 +89,8 @@ bench-soak: install
 bench-scale-engine: install
 	$(BIN)/python benchmarks/engine_scale.py
 
-# About an hour on 2 cores: 1,000 servers with five generated documents each (25 built from scratch, the others
-# derived from them), questions from random servers; `SERVERS_ARGS=--quick` for a smoke run of a minute or two.
+# About 20 minutes on 2 quiet cores (30-45 shared): 1,000 servers with five generated documents each (25 built
+# from scratch, the others derived from them), questions from random servers; SERVERS_ARGS=--quick: under a minute.
 SERVERS_ARGS ?=
 bench-servers: install
 	$(BIN)/python benchmarks/servers.py $(SERVERS_ARGS)
