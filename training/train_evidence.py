@@ -8,10 +8,15 @@ against passages), trained with a binary loss on two public sets:
 - BoolQ's training part (training/boolq.py): yes/no questions as people type them. The paragraph's sentence that
   shares most (IDF-weighted) words with the question is the positive; the closest sentence of the paragraph of
   another question that shares most words with it, and a random other sentence, are negatives.
+- With --yes-no, yes/no questions made from the SQuAD questions by grammar (training/yes_no.py): "Was the assembly
+  held in Busan?" is settled ("no") by the sentence that says where it was held, so the answer sentence is a
+  positive whether the value asked about is the answer or another of its sort; made from an unanswerable
+  question, the plausible answer's sentence stays a negative.
 A share of SQuAD questions is lower-cased without its question mark, as people type in chat. Word embeddings stay
-frozen, so the project ships only the tensors that change. Usage:
+frozen, so the project ships only the tensors that change. `--init` continues from an evidence model (the shipped
+one is the model trained without --yes-no, continued one epoch with it; `make train-evidence`). Usage:
 
-    python training/train_evidence.py [--out bot/evidence_model] [--epochs 2] [--limit N]
+    python training/train_evidence.py [--out bot/evidence_model] [--epochs 2] [--yes-no] [--init DIR] [--limit N]
 """
 
 from __future__ import annotations
@@ -22,27 +27,28 @@ import random
 import re
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors.torch import load_file
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.evidence import CARD, EVIDENCE_DIR, WEIGHTS, Evidence, encode
 from bot.reader import BUNDLED_DIR
 from bot.reader import WEIGHTS as READER_WEIGHTS
-from bot.tuned import save_tuned
+from bot.tuned import load_tuned, save_tuned
 from index.embedder import DEFAULT_MODEL, model_location
 from index.passages import SPLITTERS
 from training.boolq import load_part
 from training.squad import TRAIN_DATA, load_articles, roc_auc, split_articles
 from training.train_reader import FROZEN, contexts, seed_everything, train
 from training.train_reader import answer_span as reader_answer_span
+from training.yes_no import convert, other_value, value_pool
 
 _WORD = re.compile(r"\w+")
 _STOP = frozenset(
@@ -126,11 +132,57 @@ def squad_pairs(articles: list[dict], rng: random.Random, casual: float) -> list
                 holds = [s for s in split if s[0] < span[1] and s[1] > span[0]]
                 if qa["answers"]:
                     out += [Pair(question, s[2], s[3], 1.0) for s in holds]
-                    negatives = _closest([s for s in split if s not in holds], question, 2)
+                    negatives = _closest(_others(split, holds), question, 2)
                 else:
-                    negatives = holds + _closest([s for s in split if s not in holds], question, 2 - len(holds))
+                    negatives = holds + _closest(_others(split, holds), question, 2 - len(holds))
                 out += [Pair(question, s[2], s[3], 0.0) for s in negatives]
     return out
+
+
+def yes_no_pairs(articles: list[dict], rng: random.Random, casual: float) -> list[Pair]:
+    """SQuAD questions turned into yes/no ones (training/yes_no.py): for an answerable question, asking about its
+    answer or (half the time) another of the article's values of that sort, the answer's sentence is a positive
+    and the paragraph's most question-like other sentence a negative; for an unanswerable one, asking about its
+    plausible answer, that answer's sentence is a negative."""
+    out = []
+    for question, label, holds, _, split in _made_yes_no(articles, rng):
+        question = _casual(question) if rng.random() < casual else question
+        out += [Pair(question, s[2], s[3], label) for s in holds]
+        if label:
+            out += [Pair(question, s[2], s[3], 0.0) for s in _closest(_others(split, holds), question, 1)]
+    return out
+
+
+def _made_yes_no(articles: list[dict], rng: random.Random) -> Iterator[tuple]:
+    """Every yes/no question made from the articles' questions (see `_yes_no_questions`), with its paragraph's
+    sentences."""
+    for article in articles:
+        pool = value_pool(article)
+        for paragraph, context in zip(article["paragraphs"], contexts(article), strict=True):
+            split = sentences(context.passage, context.before)
+            for qa in paragraph["qas"]:
+                for made in _yes_no_questions(qa, paragraph, context, split, pool, rng):
+                    yield (*made, split)
+
+
+def _yes_no_questions(qa: dict, paragraph: dict, context, split: list, pool: dict, rng: random.Random) -> list:
+    """(yes/no question, label of the answer's sentences, those sentences, whether it asks about the answer itself)
+    made from one SQuAD question, if any."""
+    answers = qa["answers"] or qa.get("plausible_answers") or []
+    if not answers or len(answers[0]["text"].split()) > 6:
+        return []
+    converted = convert(qa["question"], answers[0]["text"])
+    if converted is None:
+        return []
+    span = reader_answer_span(paragraph, answers[0], context)
+    holds = [s for s in split if s[0] < span[1] and s[1] > span[0]]
+    other = other_value(answers[0]["text"], converted[1], pool, rng) if rng.random() < 0.5 else None
+    asked = convert(qa["question"], other)[0] if other else converted[0]  # type: ignore[index]
+    return [(asked, 1.0 if qa["answers"] else 0.0, holds, other is None)] if holds else []
+
+
+def _others(split: list, holds: list) -> list:
+    return [s for s in split if s not in holds]
 
 
 def boolq_pairs(rows: list[dict], rng: random.Random) -> list[Pair]:
@@ -240,6 +292,38 @@ def evaluate_boolq(evidence: Evidence, rows: list[dict]) -> dict:
     }
 
 
+def evaluate_yes_no(evidence: Evidence, articles: list[dict]) -> dict:
+    """Made-up yes/no questions (training/yes_no.py) given the answer's sentence: scored positive when the value
+    asked about is the answer ("yes"), when it is another ("no"), and negative for the sentence of an
+    unanswerable question's plausible answer; with the AUC of answerable against unanswerable."""
+    rng = random.Random(0)
+    scores: dict[str, list[float]] = {"yes": [], "no": [], "unanswerable": []}
+    for question, label, holds, itself, _ in _made_yes_no(articles, rng):
+        score = float(evidence.scores(question, [(s[2], s[3]) for s in holds]).max())
+        scores["unanswerable" if not label else "yes" if itself else "no"].append(score)
+    positive = scores["yes"] + scores["no"]
+    labels = np.array([True] * len(positive) + [False] * len(scores["unanswerable"]))
+    return {
+        "questions": {k: len(v) for k, v in scores.items()},
+        "yes_positive": round(float((np.array(scores["yes"]) > 0).mean()), 3),
+        "no_positive": round(float((np.array(scores["no"]) > 0).mean()), 3),
+        "unanswerable_negative": round(float((np.array(scores["unanswerable"]) <= 0).mean()), 3),
+        "roc_auc": round(roc_auc(np.array(positive + scores["unanswerable"]), labels), 3),
+    }
+
+
+def starting_model(base: str, init: Path | None) -> tuple[PreTrainedModel, str | dict]:
+    """The model to train and what it starts from: the evidence model in `init` (its card's training), or the
+    bundled reader's encoder, which already reads questions against passages."""
+    if init is not None:
+        model, _, card = load_tuned(init, AutoModelForSequenceClassification, WEIGHTS, CARD, "EVIDENCE_MODEL")
+        return model, card["training"]
+    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
+    reader = {k: v.float() for k, v in load_file(BUNDLED_DIR / READER_WEIGHTS).items() if k.startswith("bert.")}
+    model.load_state_dict(reader, strict=False)
+    return model, "the bundled reader's encoder"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=EVIDENCE_DIR)
@@ -248,6 +332,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=4e-5)
     parser.add_argument("--casual", type=float, default=0.2, help="share of SQuAD questions typed as in chat")
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--yes-no", action="store_true", help="add yes/no questions made from SQuAD's")
+    parser.add_argument("--init", type=Path, help="continue from this evidence model instead of the reader")
     parser.add_argument("--limit", type=int, help="only the first N training pairs and evaluation rows (smoke runs)")
     args = parser.parse_args()
 
@@ -255,6 +341,8 @@ def main() -> None:
     rng = random.Random(args.seed)
     training_articles, held_out = split_articles(load_articles(TRAIN_DATA), 4, args.seed)
     pairs = squad_pairs(training_articles, rng, args.casual) + boolq_pairs(load_part("train"), rng)
+    if args.yes_no:
+        pairs += yes_no_pairs(training_articles, rng, args.casual)
     rng.shuffle(pairs)
     pairs = pairs[: args.limit]
     base = model_location(DEFAULT_MODEL)
@@ -263,9 +351,7 @@ def main() -> None:
     positives = sum(p.label for p in pairs)
     print(f"{len(pairs)} pairs ({positives:.0f} positive); held out: {', '.join(a['title'] for a in held_out)}")
 
-    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
-    reader = {k: v.float() for k, v in load_file(BUNDLED_DIR / READER_WEIGHTS).items() if k.startswith("bert.")}
-    model.load_state_dict(reader, strict=False)  # start from the reader's encoder: it already reads for answers
+    model, init = starting_model(base, args.init)
     seconds = train(model, tokenizer, rows, args, rng, binary_loss(model, tokenizer), unit="pairs")
     card = {
         "base_model": DEFAULT_MODEL,
@@ -282,7 +368,8 @@ def main() -> None:
             "lr": args.lr,
             "casual": args.casual,
             "seed": args.seed,
-            "init": "the bundled reader's encoder",
+            "yes_no_from_squad": args.yes_no,
+            "init": init,
             "minutes": round(seconds / 60, 1),
         },
     }
@@ -291,6 +378,7 @@ def main() -> None:
     card["held_out_metrics"] = {
         "squad_held_out_articles": evaluate_squad(evidence, held_out[:1] if args.limit else held_out),
         "boolq_test": evaluate_boolq(evidence, load_part("test")[: args.limit]),
+        "yes_no_made_from_squad_held_out": evaluate_yes_no(evidence, held_out[:1] if args.limit else held_out),
     }
     save_tuned(model, args.out, WEIGHTS, CARD, card)
     print(f"trained in {seconds / 60:.1f} min; held out: {card['held_out_metrics']}")
