@@ -187,7 +187,9 @@ def _evidence_features(
 ) -> dict[str, float]:
     """How well the quoted sentences (with the one before them and the document's title) hold the question: the
     evidence model's score, the share of its content words they hold (on its own for a bare keyword, which the
-    evidence model reads least well), and how many of its numbers they miss."""
+    evidence model reads least well; on its own for a yes/no question too, whose value asked about may rightly be
+    missing: "Was it held in Busan?" is settled by the sentence that says Seoul), how many of its numbers they miss,
+    and the kind of question (a clause or a list answers "why", "how" and "which risks", a span the others)."""
     said = " ".join([found.document.title, sentences[0].before] + [q.text for q in sentences])
     covered, keyword = coverage(question, said), float(asked == "keyword")
     return {
@@ -196,6 +198,8 @@ def _evidence_features(
         "keyword": keyword,
         "keyword_coverage": keyword * covered,
         "yes_no": float(asked == "yes_no"),
+        "yes_no_coverage": float(asked == "yes_no") * covered,
+        "clause": float(asked in ("describe", "list")),
         "unmatched": unmatched_numbers(question, said),
         "another_occasion": float(other_edition(question, said) or other_occasion(question, said)),
     }

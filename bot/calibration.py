@@ -31,6 +31,8 @@ FEATURES = {
         "unmatched",
         "evidence_kind",
         "yes_no",
+        "yes_no_coverage",
+        "clause",
         "keyword",
         "keyword_coverage",
     ),

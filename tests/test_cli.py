@@ -96,7 +96,8 @@ def test_chat_json_is_a_conversation_of_json_lines(env: dict[str, str]) -> None:
 def test_chat_without_history_answers_each_question_alone(env: dict[str, str]) -> None:
     turns = "Who heads WeGO's secretariat?\nIn which city is her office?\n"
     lines = articlebot({**env, "HISTORY_TURNS": "0"}, "chat", "--json", stdin=turns).stdout.splitlines()
-    assert json.loads(lines[1])["abstained"] is True
+    alone = json.loads(lines[1])
+    assert alone["abstained"] or alone["citations"][0]["paragraph"] != 11, "'her' is nobody without history"
 
 
 def test_stats_summarise_and_export_the_question_log(env: dict[str, str], tmp_path: Path) -> None:

@@ -5,6 +5,9 @@ data held out of the reader's and the evidence model's training:
 - BoolQ's calibration part (training/boolq.py): yes/no questions as people type them, asked over a corpus of half
   of their paragraphs, so that the other half are questions the corpus does not answer; a proposal is right when
   it quotes the question's own paragraph;
+- yes/no questions made from the held-out articles' questions by grammar (training/yes_no.py), asking about the
+  answer or another value of its sort ("Was it held in Busan?"): right when the quote holds the gold answer, which
+  settles them either way; made from an unanswerable question, unanswerable;
 - bare keywords, as people type them in chat: the held-out articles' own short answers (a name, a place, a thing)
   asked of their article, where a proposal is right when it quotes the keyword, and as many taken from the other
   held-out articles that the article never mentions, which it cannot answer.
@@ -43,6 +46,7 @@ from bot.settings import load_settings
 from index.embedder import Embedder
 from training import boolq
 from training.squad import TRAIN_DATA, contains_answer, f1, load_articles, normalize, questions, roc_auc, write_corpus
+from training.yes_no import convert, other_value, value_pool
 
 # FEATURES holds only evidence whose scale does not depend on the corpus's size: the fused retrieval score is a
 # z-score over the candidates, so it shifts between an article of 12 passages and one of 80.
@@ -102,6 +106,23 @@ def keyword_rows(article: dict, others: list[dict], per_article: int, seed: int 
     rng = random.Random(seed)
     picked = rng.sample(own, min(per_article, len(own))) + rng.sample(foreign, min(per_article, len(foreign)))
     return [{"question": k, "article": article["title"], "answers": [k], "impossible": k not in own} for k in picked]
+
+
+def yes_no_rows(article: dict, per_article: int, seed: int = 13) -> list[dict]:
+    """Yes/no questions made from `article`'s questions (see the module's docstring): up to `per_article` from
+    answerable questions and as many from unanswerable ones."""
+    rng, pool = random.Random(seed), value_pool(article)
+    made: dict[bool, list[dict]] = {True: [], False: []}
+    for row in questions([article]):
+        original = next(qa for p in article["paragraphs"] for qa in p["qas"] if qa["question"] == row["question"])
+        answers = original["answers"] or original.get("plausible_answers") or []
+        converted = convert(row["question"], answers[0]["text"]) if answers else None
+        if converted is None:
+            continue
+        other = other_value(answers[0]["text"], converted[1], pool, rng) if rng.random() < 0.5 else None
+        asked = convert(row["question"], other)[0] if other else converted[0]  # type: ignore[index]
+        made[row["impossible"]].append(row | {"question": asked, "source": "yes/no made from SQuAD"})
+    return [r for rows in made.values() for r in rng.sample(rows, min(per_article, len(rows)))]
 
 
 def _keywords(articles: list[dict]) -> list[str]:
@@ -182,6 +203,7 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=0.9, help="share of answerable questions kept answered")
     parser.add_argument("--passages", type=int, default=3, help="passages read per question (READER_PASSAGES)")
     parser.add_argument("--keywords", type=int, default=30, help="keywords of each kind asked of each article")
+    parser.add_argument("--yes-no", type=int, default=30, help="made-up yes/no questions of each kind per article")
     parser.add_argument("--limit", type=int, help="only the first N questions of each article (smoke runs)")
     parser.add_argument("--dump", type=Path, help="also pickle the collected evidence here, for analysis")
     args = parser.parse_args()
@@ -212,6 +234,7 @@ def main() -> None:
             asked = [r | {"document": "000.txt"} for r in rows if r["article"] == article["title"]]
             others = [a for a in held_out if a is not article]
             asked += keyword_rows(article, others, args.keywords)[: args.limit]
+            asked += yes_no_rows(article, args.yes_no)[: args.limit]
             corpora.append((Path(tmp) / f"corpus{n}", asked))
         corpora.append(
             (Path(tmp) / "boolq", boolq_rows(boolq.load_part("calibration")[: args.limit], Path(tmp) / "boolq"))
@@ -255,7 +278,8 @@ def subset(decisions: list, collected: list[dict], pick) -> tuple[list, list[dic
 
 SOURCES = {
     "all": lambda q: True,
-    "squad": lambda q: not q["article"].startswith("BoolQ") and kind(q["question"]) != "keyword",
+    "squad": lambda q: not q["article"].startswith("BoolQ") and kind(q["question"]) != "keyword" and "source" not in q,
+    "yes/no made from SQuAD": lambda q: "source" in q,
     "keywords": lambda q: not q["article"].startswith("BoolQ") and kind(q["question"]) == "keyword",
     "boolq": lambda q: q["article"].startswith("BoolQ"),
 } | {f"kind {k}": (lambda q, k=k: kind(q["question"]) == k) for k in ("span", "yes_no", "describe", "list", "keyword")}
