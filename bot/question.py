@@ -4,7 +4,8 @@ that the quoted evidence should hold.
 - "yes_no": it opens with an auxiliary verb ("Does the museum open on Mondays?"): the answer is the sentence that
   settles it, not a span of it.
 - "describe": why, how (but not how many/much/long/often …), describe, explain, "what about": the answer is a clause.
-- "list": which/what followed by a plural noun ("Which risks does the report list?"): the answer is a list.
+- "list": which/what followed by a plural noun ("Which risks does the report list?") or by are/were ("What are
+  the breaking changes?"): the answer is a list.
 - "keyword": a bare keyword or noun phrase ("membership fees"), read as "what does the article say about it?".
 - "span": everything else (who, what, when, where, which …): a short span answers it.
 Only "span" questions get a short answer; the others are answered with the sentences that settle them.
@@ -30,6 +31,7 @@ _DESCRIBE = re.compile(
 )
 _NOT_PLURAL = {"is", "was", "has", "does", "its", "this", "his", "hers", "ours", "yours", "theirs", "whose", "as", "us"}
 _LIST = re.compile(r"^\s*(which|what)\s+(\w+?s)\b", re.I)
+_PLURAL_COPULA = re.compile(r"^\s*(which|what)\s+(are|were)\b", re.I)
 _ASKING = re.compile(rf"^\s*(who|whom|whose|what|which|where|when|why|how|{_AUXILIARY}|name|list|tell)\b", re.I)
 _KEYWORD_WORDS = 5
 
@@ -49,9 +51,15 @@ _ORDINALS = [
 ]
 _CARDINALS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"]
 _EDITION = re.compile(r"\b(\d+(?:\.\d+)+)\b|\b(\d+)(?:st|nd|rd|th)\b|\b(" + "|".join(_ORDINALS[2:]) + r")\b", re.I)
-_NEXT = re.compile(
-    r"\b(?:the|its|their|this|our|his|her) next\b|\bnext (?:year|season|month|week)\b|\bupcoming\b", re.I
-)
+_PERIOD = r"(?:year|season|month|week|summer|winter|spring|autumn|term)(?:'s)?"
+# The occasion a text refers to: a question asks about one, a sentence may state another.
+_OCCASIONS = {
+    "next": re.compile(
+        rf"\b(?:the|its|their|this|our|his|her) next\b|\bnext {_PERIOD}|\bupcoming\b|\bcoming {_PERIOD}", re.I
+    ),
+    "this": re.compile(rf"\bthis {_PERIOD}|\bthe current\b|\bthis time\b", re.I),
+    "last": re.compile(rf"\blast {_PERIOD}|\bprevious\b|\bthe year before\b", re.I),
+}
 _FUTURE = re.compile(r"\b(?:next|upcoming|following|future|subsequent|again|later)\b", re.I)
 _NUMBER = re.compile(r"\b(\d+)(?:st|nd|rd|th)?\b|\b(" + "|".join(_ORDINALS + _CARDINALS) + r")\b", re.I)
 
@@ -64,6 +72,8 @@ def kind(question: str) -> Kind:
         return "describe"
     plural = _LIST.match(question)
     if plural and plural.group(2).lower() not in _NOT_PLURAL and not plural.group(2).lower().endswith("ss"):
+        return "list"
+    if _PLURAL_COPULA.match(question):
         return "list"
     if "?" not in question and not _ASKING.match(question) and len(question.split()) <= _KEYWORD_WORDS:
         return "keyword"
@@ -97,10 +107,21 @@ def other_edition(question: str, evidence: str) -> bool:
 
 
 def other_occasion(question: str, evidence: str) -> bool:
-    """Whether the question asks about the next or an upcoming occasion ("the next congress", "next year's
-    regatta") and the evidence names no later one ("next", "following", "again" …): a sentence about this year's
-    venue, even one that "will be held", does not say where the next one will be."""
-    return bool(_NEXT.search(question)) and not _FUTURE.search(evidence)
+    """Whether the question asks about one occasion (the next, this year's, last season's …) and the evidence is
+    about another: a sentence about this year's venue, even one that "will be held", does not say where the next
+    one will be, nor where last year's was. A question about the next occasion needs evidence that names a later
+    one (next, following, again …); one about this or the last occasion is answered unless the evidence states a
+    different one."""
+    asked = occasion(question)
+    if asked == "next":
+        return not _FUTURE.search(evidence)
+    stated = {name for name, pattern in _OCCASIONS.items() if pattern.search(evidence)}
+    return asked is not None and bool(stated) and asked not in stated
+
+
+def occasion(text: str) -> str | None:
+    """The occasion a question asks about ("next", "this", "last"), if it names one."""
+    return next((name for name, pattern in _OCCASIONS.items() if pattern.search(text)), None)
 
 
 def editions(text: str) -> set[str]:
