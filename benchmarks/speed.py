@@ -1,6 +1,7 @@
 """Speed, as ratios to the floor measured in the same run on the same machine.
 
-- warm answer latency vs one `model.encode` of the question + one FAISS search + one reader forward pass over
+- warm answer latency (on the SQuAD file, and on the bundled article with the project's own questions about it)
+  vs one `model.encode` of the question + one FAISS search + one reader forward pass over
   the passages the answerer reads + one evidence-model pass over their sentences;
 - cold start (process start → first answer) vs importing sentence-transformers and FAISS and loading the
   embedding model, the reader and the evidence model;
@@ -25,6 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -42,7 +44,14 @@ from index.passages import chunk
 from training.squad import BENCHMARK_DATA, write_corpus
 
 RESULTS = ROOT / "benchmarks" / "results"
+OWN_QUESTIONS = ROOT / "tests" / "questions.yaml"
 ARTICLEBOT = Path(sys.executable).parent / "articlebot"
+
+
+def own_questions(path: Path = OWN_QUESTIONS) -> list[str]:
+    """The project's questions about the bundled article, answerable and not."""
+    cases = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return [case["question"] for case in cases["answerable"]] + list(cases["unanswerable"])
 
 
 def squad_questions(path: Path) -> list[str]:
@@ -167,6 +176,9 @@ def main() -> None:
         results["build"] = build_throughput(engine)
         results["cold_start"] = cold_start(env, repeats)
         results["memory"] = serving_memory(env, questions)
+        bundled = load_settings(index_dir=Path(tmp) / "bundled-index", _env_file=None)  # the article that ships
+        own = own_questions()[: 5 if args.quick else None] * repeats
+        results["warm_bundled"] = warm_latency(Engine(bundled, engine.embedder), own)
     if not (args.quick or args.skip_scale):
         from benchmarks.scale import run_scale
 
