@@ -2,12 +2,13 @@
 comes from, or the sentence that settles the question, cited; or an abstention.
 
 The reader proposes an answer span in each of the top passages, and the evidence model scores each of their
-sentences: does it (read after the one before it) answer the question? A question that asks for a span (who,
-what, where …) proposes the reader's span and, where another sentence scores higher, that sentence; a yes/no,
-describe, list or bare-keyword question (bot.question) proposes each passage's best-scored sentence, with no short
-answer. A calibrator turns each proposal's evidence into the probability that it is right; the most probable one
-is the answer when that probability reaches MIN_CONFIDENCE, otherwise the bot says the article does not seem to
-answer. Every claim is a quote: the reply is made of the article's sentences, each marked with its source.
+sentences: does it (read after the one before it) answer the question? A question that asks for a span (who, what,
+where …) proposes the reader's span and, where another sentence scores higher, that sentence; a yes/no, describe,
+list or bare-keyword question (bot.question) proposes each passage's best-scored sentence, with no short answer
+(quoted with the sentence after it, but for a keyword). A calibrator turns each proposal's evidence into the
+probability that it is right; the most probable one is the answer when that probability reaches MIN_CONFIDENCE,
+otherwise the bot says the article does not seem to answer. Every claim is a quote: the reply is made of the
+article's sentences, each marked with its source.
 Without a reader (READER_MODEL=none) each passage proposes its sentence closest to the question, with no short
 answer, and the retrieval-only calibrator scores it.
 """
@@ -36,6 +37,8 @@ from bot.replies import Answer, Citation
 from index.retrieval import Found, Quote, Retrieval
 
 ABSTAIN_TEXT = "The article doesn't seem to answer that."
+# The kinds of question whose quote goes on to the sentence after the best-scored one (see _continued).
+CONTINUED: tuple[Kind, ...] = ("yes_no", "describe", "list")
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,7 @@ def _read_candidates(
     return [
         Candidate(
             found,
-            sentences,
+            _continued(found, sentences) if short is None and asked in CONTINUED else sentences,
             short,
             _retrieval_features(similarity, found, rank, sentences)
             | reader_features
@@ -209,6 +212,14 @@ def _with_neighbours(found: Found, best: Quote, scores: dict[int, float]) -> tup
     """The best-scored sentence, with the sentences right before and after it in the passage that the evidence
     model also judges to answer (a list announced in one sentence and given in the next)."""
     return tuple(q for q in found.sentences if q == best or (abs(q.id - best.id) == 1 and scores.get(q.id, -1.0) > 0))
+
+
+def _continued(found: Found, sentences: tuple[Quote, ...]) -> tuple[Quote, ...]:
+    """The quoted sentences and the one after them in the passage: the answer to a yes/no, describe or list
+    question often follows the sentence that takes up its words ("A resident asked whether dogs would be allowed
+    in the playground. The mayor said they would not."), which the evidence model, scoring one sentence at a
+    time, ranks first. The calibrator weighs the scored sentences alone."""
+    return sentences + tuple(q for q in found.sentences if q.id == sentences[-1].id + 1)
 
 
 def _closest_sentence(similarity: dict[int, float], found: Found, rank: int) -> Candidate:

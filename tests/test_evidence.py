@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import own_settings
 
 from bot.calibration import load_calibrator
 from bot.cli import answer_json
@@ -57,6 +58,28 @@ def test_a_yes_no_question_answered_no_by_another_place_is_answered(engine: Engi
     answer = engine.ask("Was the assembly held in Busan?")
     assert not answer.abstained and answer.answer_type == "evidence" and answer.short_answer is None
     assert "Seoul City Hall" in answer.text and answer.citations[0].paragraph == 1
+
+
+GARDEN = """---
+title: "Museum garden reopens"
+---
+The museum garden reopened on Saturday after a year of work. During the opening, a visitor asked whether dogs would
+be allowed in the garden. The director said they would not, but a shaded dog area has been built by the gate.
+
+Tickets for the garden cost 4 euros and are sold at the museum shop.
+"""
+
+
+def test_a_yes_no_answer_in_the_sentence_after_the_question_s_words_is_quoted(
+    embedder: Embedder, tmp_path: Path
+) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "garden.txt").write_text(GARDEN, encoding="utf-8")
+    engine = Engine(own_settings(corpus, tmp_path, min_confidence=0.0), embedder)
+    answer = engine.ask("Are dogs allowed in the garden?")
+    assert answer.answer_type == "evidence" and "asked whether dogs" in answer.text
+    assert "they would not" in answer.text and "Tickets" not in answer.text
 
 
 def test_a_question_about_an_edition_the_article_does_not_cover_is_refused(engine: Engine) -> None:
