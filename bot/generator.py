@@ -178,7 +178,7 @@ def prompt(question: str, history: Sequence[Turn], passages: Sequence[Citation])
 def compose(answer: Answer, checked: Checked, timings: dict[str, float]) -> Answer:
     """The answer made of the kept sentences, each cited passage numbered once in order of first use; the
     extractive `answer` when nothing was kept."""
-    dropped = [Struck(d.text, d.reason) for d in checked.dropped]
+    dropped = list(checked.dropped)
     if checked.refused:
         dropped = [Struck(REFUSAL, "the model says the passages do not answer the question")]
     if not checked.kept:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bot.question import numbers
+from bot.replies import Struck
 from index.passages import SPLITTERS
 
 SUPPORT_THRESHOLD = 0.57  # see training/calibrate_support.py and docs/generator.md
@@ -40,19 +41,11 @@ class Kept:
 
 
 @dataclass(frozen=True)
-class Dropped:
-    """A sentence of the draft that failed the check, and why."""
-
-    text: str
-    reason: str
-
-
-@dataclass(frozen=True)
 class Checked:
     """The draft after the check: what is kept, what is dropped, and whether the model said it cannot answer."""
 
     kept: list[Kept]
-    dropped: list[Dropped]
+    dropped: list[Struck]
     refused: bool
 
 
@@ -64,7 +57,7 @@ def check(draft: str, passages: Sequence[str], embed: Embed, threshold: float = 
     sentences = [draft[a:b].strip() for a, b in sentence_spans(draft)]
     sentences = [s for s in sentences if _text(s)]
     kept: list[Kept] = []
-    dropped: list[Dropped] = []
+    dropped: list[Struck] = []
     for sentence in sentences:
         verdict = _judge(sentence, passages, embed, threshold)
         if isinstance(verdict, Kept):
@@ -74,21 +67,21 @@ def check(draft: str, passages: Sequence[str], embed: Embed, threshold: float = 
     return Checked(kept, dropped, refused=False)
 
 
-def _judge(sentence: str, passages: Sequence[str], embed: Embed, threshold: float) -> Kept | Dropped:
+def _judge(sentence: str, passages: Sequence[str], embed: Embed, threshold: float) -> Kept | Struck:
     text, cited = _text(sentence), citations(sentence)
     if not cited:
-        return Dropped(text, "cites no passage")
+        return Struck(text, "cites no passage")
     unknown = [n for n in cited if not 1 <= n <= len(passages)]
     if unknown:
-        return Dropped(text, f"cites [{unknown[0]}], a passage it was not given")
+        return Struck(text, f"cites [{unknown[0]}], a passage it was not given")
     sources = " ".join(passages[n - 1] for n in cited)
     if missing := sorted(numbers(text) - numbers(sources)):
-        return Dropped(text, f"the number {missing[0]} is not in {_markers(cited)}")
+        return Struck(text, f"the number {missing[0]} is not in {_markers(cited)}")
     if missing_names := [w for w in names(text) if w.casefold() not in sources.casefold()]:
-        return Dropped(text, f"“{missing_names[0]}” is not in {_markers(cited)}")
+        return Struck(text, f"“{missing_names[0]}” is not in {_markers(cited)}")
     support = _support(text, [passages[n - 1] for n in cited], embed)
     if support < threshold:
-        return Dropped(text, f"not supported by {_markers(cited)} (similarity {support:.2f} < {threshold:.2f})")
+        return Struck(text, f"not supported by {_markers(cited)} (similarity {support:.2f} < {threshold:.2f})")
     return Kept(text, cited, round(support, 4))
 
 
