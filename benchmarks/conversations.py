@@ -4,7 +4,7 @@ Each conversation is replayed turn by turn through `Engine.ask`, once with the h
 threads do) and once with every question asked alone. A turn is right when the answer holds its fact and cites its
 paragraph first, or, for a question the article does not answer, when the bot abstains. Usage:
 
-    python benchmarks/conversations.py [--out FILE]
+    python benchmarks/conversations.py [--out FILE] [--limit N]
 """
 
 from __future__ import annotations
@@ -48,14 +48,15 @@ def replay(engine: Engine, turns: list[dict], history: bool) -> list[bool]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--limit", type=int, help="only the first N conversations (smoke runs)")
     args = parser.parse_args()
-    chats = yaml.safe_load(CONVERSATIONS.read_text(encoding="utf-8"))["conversations"]
+    chats = yaml.safe_load(CONVERSATIONS.read_text(encoding="utf-8"))["conversations"][: args.limit]
     embedder = Embedder().load()
     engines = {}
     for name, corpus in CORPORA.items():
         folder = {"corpus_dir": corpus} if corpus else {}
         engines[name] = Engine(load_settings(index_dir=tempfile.mkdtemp(), _env_file=None, **folder), embedder)
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, float | None]] = {}
     for label, history in (("with history", True), ("without history", False)):
         tally = {k: [0, 0] for k in KINDS}
         for chat in chats:
@@ -63,12 +64,12 @@ def main() -> None:
             for position, (case, ok) in enumerate(zip(chat["turns"], verdicts, strict=True)):
                 tally[kind(position, case)][0] += ok
                 tally[kind(position, case)][1] += 1
-        results[label] = {k: round(good / total, 3) for k, (good, total) in tally.items()}
+        results[label] = {k: round(good / total, 3) if total else None for k, (good, total) in tally.items()}
         results[label]["turns"] = sum(total for _, total in tally.values())
     print(f"{len(chats)} conversations, {results['with history']['turns']} turns")
     print(f"{'':16}" + "".join(f"{k:>12}" for k in KINDS))
     for label, row in results.items():
-        print(f"{label:16}" + "".join(f"{row[k]:>12.3f}" for k in KINDS))
+        print(f"{label:16}" + "".join(f"{'—' if row[k] is None else f'{row[k]:.3f}':>12}" for k in KINDS))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"conversations": len(chats), **results}, indent=2) + "\n", encoding="utf-8")
 
