@@ -46,7 +46,7 @@ from bot.settings import load_settings
 from index.embedder import Embedder
 from training import boolq
 from training.squad import TRAIN_DATA, contains_answer, f1, load_articles, normalize, questions, roc_auc, write_corpus
-from training.yes_no import convert, other_value, value_pool
+from training.yes_no import made_from, value_pool
 
 # FEATURES holds only evidence whose scale does not depend on the corpus's size: the fused retrieval score is a
 # z-score over the candidates, so it shifts between an article of 12 passages and one of 80.
@@ -116,12 +116,9 @@ def yes_no_rows(article: dict, per_article: int, seed: int = 13) -> list[dict]:
     for row in questions([article]):
         original = next(qa for p in article["paragraphs"] for qa in p["qas"] if qa["question"] == row["question"])
         answers = original["answers"] or original.get("plausible_answers") or []
-        converted = convert(row["question"], answers[0]["text"]) if answers else None
-        if converted is None:
-            continue
-        other = other_value(answers[0]["text"], converted[1], pool, rng) if rng.random() < 0.5 else None
-        asked = convert(row["question"], other)[0] if other else converted[0]  # type: ignore[index]
-        made[row["impossible"]].append(row | {"question": asked, "source": "yes/no made from SQuAD"})
+        asked = made_from(row["question"], answers, pool, rng)
+        if asked is not None:
+            made[row["impossible"]].append(row | {"question": asked[0], "source": "yes/no made from SQuAD"})
     return [r for rows in made.values() for r in rng.sample(rows, min(per_article, len(rows)))]
 
 

@@ -48,7 +48,7 @@ from training.boolq import load_part
 from training.squad import TRAIN_DATA, load_articles, roc_auc, split_articles
 from training.train_reader import FROZEN, contexts, seed_everything, train
 from training.train_reader import answer_span as reader_answer_span
-from training.yes_no import convert, other_value, value_pool
+from training.yes_no import made_from, value_pool
 
 _WORD = re.compile(r"\w+")
 _STOP = frozenset(
@@ -171,14 +171,12 @@ def _yes_no_questions(qa: dict, paragraph: dict, context, split: list, pool: dic
     answers = qa["answers"] or qa.get("plausible_answers") or []
     if not answers or len(answers[0]["text"].split()) > 6:
         return []
-    converted = convert(qa["question"], answers[0]["text"])
-    if converted is None:
+    made = made_from(qa["question"], answers, pool, rng)
+    if made is None:
         return []
     span = reader_answer_span(paragraph, answers[0], context)
     holds = [s for s in split if s[0] < span[1] and s[1] > span[0]]
-    other = other_value(answers[0]["text"], converted[1], pool, rng) if rng.random() < 0.5 else None
-    asked = convert(qa["question"], other)[0] if other else converted[0]  # type: ignore[index]
-    return [(asked, 1.0 if qa["answers"] else 0.0, holds, other is None)] if holds else []
+    return [(made[0], 1.0 if qa["answers"] else 0.0, holds, made[1])] if holds else []
 
 
 def _others(split: list, holds: list) -> list:

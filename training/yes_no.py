@@ -50,6 +50,21 @@ def convert(question: str, value: str) -> tuple[str, str] | None:
     return None
 
 
+def made_from(
+    question: str, answers: list[dict], pool: dict[str, list[str]], rng: random.Random
+) -> tuple[str, bool] | None:
+    """The yes/no question made from a SQuAD question and its (or its plausible) answers: about the answer, or half
+    the time about another value of its sort from `pool`; with whether it asks about the answer itself. None when
+    there is no answer or no rule applies."""
+    if not answers:
+        return None
+    converted = convert(question, answers[0]["text"])
+    if converted is None:
+        return None
+    other = other_value(answers[0]["text"], converted[1], pool, rng) if rng.random() < 0.5 else None
+    return (convert(question, other)[0], False) if other else (converted[0], True)  # type: ignore[index]
+
+
 def _parts(sort: str, template: str, groups: tuple[str, ...]) -> dict[str, str]:
     if sort == "in":
         prep, _, aux, rest = groups

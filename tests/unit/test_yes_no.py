@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from training.yes_no import convert, other_value, value_pool
+from training.yes_no import convert, made_from, other_value, value_pool
 
 
 @pytest.mark.parametrize(
@@ -53,3 +53,11 @@ def test_the_other_value_is_of_the_same_sort_and_not_the_answer() -> None:
     assert pool == {"where": ["Seoul", "Busan"], "when": ["2024"]}
     assert other_value("Seoul", "where", pool, random.Random(0)) == "Busan"
     assert other_value("2024", "when", pool, random.Random(0)) is None
+
+
+def test_a_made_question_asks_about_the_answer_or_another_value_of_its_sort() -> None:
+    pool = {"where": ["Seoul", "Busan"]}
+    made = {made_from("Where was it held?", [{"text": "Seoul"}], pool, random.Random(seed)) for seed in range(20)}
+    assert made == {("Was it held in Seoul?", True), ("Was it held in Busan?", False)}
+    assert made_from("Where was it held?", [], pool, random.Random(0)) is None
+    assert made_from("Who was elected mayor?", [{"text": "Ann"}], pool, random.Random(0)) is None
